@@ -1,0 +1,186 @@
+//! Label-set validation and normalisation shared by every write path.
+
+use crate::METRIC_NAME;
+use crate::storage::Label;
+use thiserror::Error;
+
+/// Why a label set was rejected. The message names the offending label.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LabelError {
+    /// A series without labels cannot be addressed.
+    #[error("series has no labels")]
+    Empty,
+    /// Label names must not be empty.
+    #[error("empty label name (value {value:?})")]
+    EmptyName {
+        /// The value of the label with the empty name.
+        value: String,
+    },
+    /// A label name appears twice.
+    #[error("duplicate label name {0:?}")]
+    Duplicate(String),
+    /// The name does not match `[a-zA-Z_][a-zA-Z0-9_]*`.
+    #[error("invalid label name {0:?}")]
+    InvalidName(String),
+    /// The metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    #[error("invalid metric name {0:?}")]
+    InvalidMetricName(String),
+    /// Missing `__name__`.
+    #[error("series has no metric name (__name__ label)")]
+    MissingMetricName,
+    /// Over the configured limit of labels per series.
+    #[error("series has {count} labels, over the limit of {limit} (max_labels_per_series)")]
+    TooManyLabels {
+        /// Labels in the series.
+        count: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A label name or value over the configured length limit.
+    #[error("label {name:?} is {len} bytes long, over the limit of {limit} (max_label_length)")]
+    TooLong {
+        /// The label's name (cut to 64 bytes).
+        name: String,
+        /// Length of the name or value.
+        len: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+/// Limits applied to every label set.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelLimits {
+    /// Maximum number of labels in one series, `__name__` included.
+    pub max_labels: usize,
+    /// Maximum length in bytes of a label name or value.
+    pub max_length: usize,
+}
+
+impl Default for LabelLimits {
+    fn default() -> Self {
+        Self { max_labels: 64, max_length: 4096 }
+    }
+}
+
+/// Whether `name` is a valid Prometheus label name.
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `name` is a valid Prometheus metric name.
+pub fn is_valid_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+/// Sorts `labels` by name, drops labels with empty values (Prometheus treats them as absent),
+/// and checks names, duplicates, the metric name and the limits.
+pub fn normalize(labels: &mut Vec<Label>, limits: &LabelLimits) -> Result<(), LabelError> {
+    labels.retain(|l| !l.value.is_empty() || l.name.is_empty());
+    if labels.is_empty() {
+        return Err(LabelError::Empty);
+    }
+    if labels.len() > limits.max_labels {
+        return Err(LabelError::TooManyLabels { count: labels.len(), limit: limits.max_labels });
+    }
+    labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let mut has_name = false;
+    for (i, l) in labels.iter().enumerate() {
+        if l.name.is_empty() {
+            return Err(LabelError::EmptyName { value: l.value.clone() });
+        }
+        let len = l.name.len().max(l.value.len());
+        if len > limits.max_length {
+            let name: String = l.name.chars().take(64).collect();
+            return Err(LabelError::TooLong { name, len, limit: limits.max_length });
+        }
+        if i > 0 && labels[i - 1].name == l.name {
+            return Err(LabelError::Duplicate(l.name.clone()));
+        }
+        if l.name == METRIC_NAME {
+            has_name = true;
+            if !is_valid_metric_name(&l.value) {
+                return Err(LabelError::InvalidMetricName(l.value.clone()));
+            }
+        } else if !is_valid_label_name(&l.name) {
+            return Err(LabelError::InvalidName(l.name.clone()));
+        }
+    }
+    if !has_name {
+        return Err(LabelError::MissingMetricName);
+    }
+    Ok(())
+}
+
+/// Renders a label set the way Prometheus prints series: `name{a="b", c="d"}`.
+pub fn display(labels: &[Label]) -> String {
+    let mut name = "";
+    let mut rest = Vec::with_capacity(labels.len());
+    for l in labels {
+        if l.name == METRIC_NAME {
+            name = &l.value;
+        } else {
+            rest.push(format!("{}={:?}", l.name, l.value));
+        }
+    }
+    format!("{name}{{{}}}", rest.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ls(pairs: &[(&str, &str)]) -> Vec<Label> {
+        pairs.iter().map(|(n, v)| Label { name: (*n).into(), value: (*v).into() }).collect()
+    }
+
+    #[test]
+    fn sorts_and_accepts_valid_sets() {
+        let mut l = ls(&[("job", "a"), ("__name__", "up"), ("instance", "x:1")]);
+        normalize(&mut l, &LabelLimits::default()).unwrap();
+        let names: Vec<_> = l.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["__name__", "instance", "job"]);
+    }
+
+    #[test]
+    fn rejects_bad_sets_naming_the_label() {
+        let lim = LabelLimits::default();
+        let cases = [
+            (ls(&[("__name__", "up"), ("", "x")]), LabelError::EmptyName { value: "x".into() }),
+            (ls(&[("__name__", "up"), ("a", "1"), ("a", "2")]), LabelError::Duplicate("a".into())),
+            (ls(&[("__name__", "1up")]), LabelError::InvalidMetricName("1up".into())),
+            (ls(&[("__name__", "up"), ("a-b", "1")]), LabelError::InvalidName("a-b".into())),
+            (ls(&[("job", "x")]), LabelError::MissingMetricName),
+            (ls(&[]), LabelError::Empty),
+        ];
+        for (mut labels, want) in cases {
+            assert_eq!(normalize(&mut labels, &lim), Err(want));
+        }
+    }
+
+    #[test]
+    fn drops_empty_values_and_enforces_limits() {
+        let mut l = ls(&[("__name__", "up"), ("empty", "")]);
+        normalize(&mut l, &LabelLimits::default()).unwrap();
+        assert_eq!(l.len(), 1);
+        let mut l = ls(&[("__name__", "up"), ("a", "1"), ("b", "2")]);
+        let err = normalize(&mut l, &LabelLimits { max_labels: 2, max_length: 10 }).unwrap_err();
+        assert!(err.to_string().contains("max_labels_per_series"), "{err}");
+    }
+
+    #[test]
+    fn displays_like_prometheus() {
+        let l = ls(&[("__name__", "up"), ("job", "a")]);
+        assert_eq!(display(&l), r#"up{job="a"}"#);
+    }
+}

@@ -1,0 +1,103 @@
+//! How gateways and query nodes reach a storage node.
+//!
+//! [`StorageNode`] is the storage service's API as a trait: [`GrpcStorageNode`] implements it
+//! over the network, and the storage crate implements it in-process for standalone mode, so
+//! both modes run the same gateway and query code. Errors are `tonic::Status` in both cases;
+//! [`is_retryable`] tells a gateway whether a sender may retry.
+
+use crate::storage::{
+    LabelNamesRequest, LabelValuesRequest, SelectRequest, Series, SeriesRequest, WriteRequest,
+    WriteResponse, storage_client::StorageClient,
+};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// The storage service, local or remote.
+#[async_trait::async_trait]
+pub trait StorageNode: Send + Sync + std::fmt::Debug {
+    /// A name for logs, metrics and errors (the node's address).
+    fn name(&self) -> &str;
+    /// Stores samples durably.
+    async fn write(&self, req: WriteRequest) -> Result<WriteResponse, Status>;
+    /// Series matching the request's matchers, with samples in its time range.
+    async fn select(&self, req: SelectRequest) -> Result<Vec<Series>, Status>;
+    /// Label names.
+    async fn label_names(&self, req: LabelNamesRequest) -> Result<Vec<String>, Status>;
+    /// Values of one label.
+    async fn label_values(&self, req: LabelValuesRequest) -> Result<Vec<String>, Status>;
+    /// Label sets of matching series.
+    async fn series(&self, req: SeriesRequest) -> Result<Vec<Series>, Status>;
+}
+
+/// Whether a failed storage call may succeed when retried (node down, overloaded, timed out).
+pub fn is_retryable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Internal
+            | Code::Unknown
+            | Code::Cancelled
+    )
+}
+
+/// Largest gRPC message a Basin process accepts or sends (limits memory per request).
+pub const MAX_GRPC_MESSAGE_BYTES: usize = 256 << 20;
+
+/// A storage node reached over gRPC.
+#[derive(Debug, Clone)]
+pub struct GrpcStorageNode {
+    name: String,
+    client: StorageClient<Channel>,
+}
+
+impl GrpcStorageNode {
+    /// A lazily connecting client for `addr` (`host:port`); each call times out after `timeout`.
+    pub fn new(addr: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(2).min(timeout))
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5));
+        let client = StorageClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        Ok(Self { name: addr.to_string(), client })
+    }
+}
+
+#[async_trait::async_trait]
+impl StorageNode for GrpcStorageNode {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn write(&self, req: WriteRequest) -> Result<WriteResponse, Status> {
+        Ok(self.client.clone().write(req).await?.into_inner())
+    }
+
+    async fn select(&self, req: SelectRequest) -> Result<Vec<Series>, Status> {
+        let mut stream = self.client.clone().select(req).await?.into_inner();
+        let mut out = Vec::new();
+        while let Some(batch) = stream.message().await? {
+            out.extend(batch.series);
+        }
+        Ok(out)
+    }
+
+    async fn label_names(&self, req: LabelNamesRequest) -> Result<Vec<String>, Status> {
+        Ok(self.client.clone().label_names(req).await?.into_inner().names)
+    }
+
+    async fn label_values(&self, req: LabelValuesRequest) -> Result<Vec<String>, Status> {
+        Ok(self.client.clone().label_values(req).await?.into_inner().values)
+    }
+
+    async fn series(&self, req: SeriesRequest) -> Result<Vec<Series>, Status> {
+        Ok(self.client.clone().series(req).await?.into_inner().series)
+    }
+}
