@@ -1,7 +1,7 @@
 //! Generates Rust code for Basin's `.proto` files with `protox`, so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/remote.proto", "proto/storage.proto"];
+    let files = ["proto/remote.proto", "proto/storage.proto", "proto/client.proto"];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

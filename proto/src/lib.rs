@@ -4,10 +4,13 @@
 //! - [`storage`]: the storage node's gRPC service (`basin.storage.v1.Storage`).
 //! - [`labels`], [`matcher`], [`hash`], [`placement`]: label sets, PromQL label matchers,
 //!   series identity and the series → storage node mapping, identical in every process.
+//! - [`client`]: Basin's public gRPC client API (`basin.client.v1.Ingest`, `basin.client.v1.Query`).
+//! - [`health`]: storage-node health as a gateway or query node sees it (probes, status).
 //! - [`node`]: the [`node::StorageNode`] trait through which gateways and query nodes reach a
 //!   storage node, over gRPC or in-process (standalone).
 
 pub mod hash;
+pub mod health;
 pub mod labels;
 pub mod matcher;
 pub mod node;
@@ -23,6 +26,13 @@ pub mod remote {
 #[allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
 pub mod storage {
     include!(concat!(env!("OUT_DIR"), "/basin.storage.v1.rs"));
+}
+
+/// Basin's public gRPC client API: `Ingest.Write` on gateways, `Query.*` on query nodes.
+/// See `proto/client.proto` for the contract (tenants, errors, durability).
+#[allow(missing_docs, unreachable_pub, missing_debug_implementations, clippy::all)]
+pub mod client {
+    include!(concat!(env!("OUT_DIR"), "/basin.client.v1.rs"));
 }
 
 /// The label that holds a series' metric name.

@@ -1,0 +1,483 @@
+//! Query fan-out: every storage node is asked in parallel, with a deadline, and the answers are
+//! merged into one.
+//!
+//! Invariants of every merged answer:
+//! - series with identical label sets (replicas on different nodes) become one series;
+//! - samples are time-ordered with one sample per timestamp (on duplicates the answer of the
+//!   first node in configuration order wins, so answers are deterministic);
+//! - series come out sorted by label set; label names and values sorted and deduplicated.
+//!
+//! Missing nodes: gateways acknowledge a sample only once it is on `replication_factor` (RF)
+//! distinct nodes (rerouting around nodes that are down), so `--replication-factor` on the
+//! query node says how many node losses an answer survives. While fewer than RF nodes fail the
+//! answer is complete, and says so: one warning per failed node ending in "the answer is
+//! complete" (and no error, even without `partial_response`). From RF failed nodes on, data
+//! may be missing: with `partial_response` the answer carries one warning per failed node,
+//! otherwise the request fails with [`SourceError::Unavailable`]. When every node
+//! failed there is no answer at all, so that is an error even with `partial_response` (an
+//! empty "success" would silently resolve alerts). Failures are also logged and counted in
+//! `basin_query_storage_node_errors_total`.
+
+use crate::metrics::QueryMetrics;
+use crate::source::{Selected, SeriesSource, SourceError};
+use basin_proto::node::StorageNode;
+use basin_proto::storage::{
+    Label, LabelNamesRequest, LabelValuesRequest, Matcher, MatcherSet, Sample, SelectHints,
+    SelectRequest, Series, SeriesRequest,
+};
+use std::cmp::Ordering;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Code, Status};
+
+/// How a [`FanoutSource`] treats the storage nodes.
+#[derive(Debug, Clone)]
+pub struct FanoutOptions {
+    /// Deadline of each storage-node call.
+    pub node_timeout: Duration,
+    /// Answer with warnings (instead of an error) when data may be missing.
+    pub partial_response: bool,
+    /// Copies of each series in the cluster: up to `replication_factor - 1` failed nodes
+    /// still give a complete answer.
+    pub replication_factor: usize,
+    /// Series limit passed to each node's select (0: the node's default).
+    pub max_series: u64,
+    /// Sample limit passed to each node's select (0: the node's default).
+    pub max_samples: u64,
+}
+
+impl Default for FanoutOptions {
+    fn default() -> Self {
+        Self {
+            node_timeout: Duration::from_secs(30),
+            partial_response: true,
+            replication_factor: 1,
+            max_series: 0,
+            max_samples: 0,
+        }
+    }
+}
+
+/// A merged answer of the metadata calls, plus warnings and whether `limit` cut it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Merged<T> {
+    /// The merged, sorted, deduplicated (and possibly truncated) answer.
+    pub value: Vec<T>,
+    /// Warnings about missing nodes (only when data may be missing).
+    pub warnings: Vec<String>,
+    /// Whether the answer had more entries than the requested limit.
+    pub truncated: bool,
+}
+
+/// The storage nodes, seen by one request of one tenant: a [`SeriesSource`] for the PromQL
+/// engine, and the label and series calls of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct FanoutSource {
+    tenant: String,
+    nodes: Arc<[Arc<dyn StorageNode>]>,
+    opts: FanoutOptions,
+    metrics: Option<Arc<QueryMetrics>>,
+}
+
+/// One node's failure, as reported in warnings and errors.
+struct NodeFailure {
+    node: String,
+    reason: String,
+}
+
+impl FanoutSource {
+    /// A source reading `tenant`'s series from `nodes`.
+    pub fn new(
+        tenant: impl Into<String>,
+        nodes: Arc<[Arc<dyn StorageNode>]>,
+        opts: FanoutOptions,
+    ) -> Self {
+        Self { tenant: tenant.into(), nodes, opts, metrics: None }
+    }
+
+    /// Counts node failures in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<QueryMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The tenant this source reads.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Calls `call` on every node in parallel with the node deadline, and sorts the outcomes
+    /// into answers (in node order) and failures, applying the RF / partial-response rules.
+    async fn fan_out<T, F, Fut>(&self, call: F) -> Result<(Vec<T>, Vec<String>), SourceError>
+    where
+        F: Fn(Arc<dyn StorageNode>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        if self.nodes.is_empty() {
+            return Err(SourceError::Unavailable("no storage nodes configured".into()));
+        }
+        let timeout = self.opts.node_timeout;
+        let calls = self.nodes.iter().map(|node| {
+            let fut = call(Arc::clone(node));
+            async move { (node.name().to_string(), tokio::time::timeout(timeout, fut).await) }
+        });
+        let outcomes = futures::future::join_all(calls).await;
+
+        let mut answers = Vec::with_capacity(outcomes.len());
+        let mut failures = Vec::new();
+        for (node, outcome) in outcomes {
+            let reason = match outcome {
+                Ok(Ok(answer)) => {
+                    answers.push(answer);
+                    continue;
+                }
+                Ok(Err(status)) => match status.code() {
+                    // The request itself is wrong or over a limit: every node would say the
+                    // same, and retrying elsewhere cannot help.
+                    Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+                        return Err(SourceError::BadRequest(status.message().to_string()));
+                    }
+                    Code::ResourceExhausted => {
+                        return Err(SourceError::Limit(status.message().to_string()));
+                    }
+                    _ => format!("{}: {}", code_name(status.code()), status.message()),
+                },
+                Err(_) => format!("timed out after {}", humanize(timeout)),
+            };
+            tracing::warn!(%node, %reason, tenant = %self.tenant, "storage node call failed");
+            if let Some(m) = &self.metrics {
+                m.node_error(&node);
+            }
+            failures.push(NodeFailure { node, reason });
+        }
+        let warnings = self.judge(&failures)?;
+        Ok((answers, warnings))
+    }
+
+    /// Applies the RF / partial-response rules to the failed nodes of one fan-out.
+    fn judge(&self, failures: &[NodeFailure]) -> Result<Vec<String>, SourceError> {
+        let rf = self.opts.replication_factor.max(1);
+        if failures.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (failed, total) = (failures.len(), self.nodes.len());
+        if failed < rf && failed < total {
+            // Every series still has a live replica: the answer is complete, and says so.
+            return Ok(failures
+                .iter()
+                .map(|f| {
+                    format!(
+                        "storage node {} unavailable: {}; the answer is complete \
+                         ({failed} of {total} nodes failed, replication factor {rf})",
+                        f.node, f.reason
+                    )
+                })
+                .collect());
+        }
+        let messages: Vec<String> = failures
+            .iter()
+            .map(|f| format!("storage node {} unavailable: {}", f.node, f.reason))
+            .collect();
+        if self.opts.partial_response && failed < total {
+            Ok(messages)
+        } else {
+            Err(SourceError::Unavailable(messages.join("; ")))
+        }
+    }
+
+    /// Label sets of the series matching any of `matcher_sets` (all series when empty) with
+    /// samples in `[start_ms, end_ms]`; at most `limit` of them when `limit > 0`.
+    pub async fn series(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Merged<Vec<Label>>, SourceError> {
+        let req = SeriesRequest {
+            tenant: self.tenant.clone(),
+            matchers: to_sets(matcher_sets),
+            start_ms,
+            end_ms,
+            limit: node_limit(limit),
+        };
+        let (answers, warnings) = self
+            .fan_out(|node| {
+                let req = req.clone();
+                async move { node.series(req).await }
+            })
+            .await?;
+        let mut all: Vec<Vec<Label>> = answers.into_iter().flatten().map(|s| s.labels).collect();
+        all.sort_unstable_by(|a, b| cmp_labels(a, b));
+        all.dedup();
+        Ok(truncate(all, limit, warnings))
+    }
+
+    /// Label names of the series matching any of `matcher_sets` (all series when empty).
+    pub async fn label_names(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Merged<String>, SourceError> {
+        let req = LabelNamesRequest {
+            tenant: self.tenant.clone(),
+            matchers: to_sets(matcher_sets),
+            start_ms,
+            end_ms,
+            limit: node_limit(limit),
+        };
+        let (answers, warnings) = self
+            .fan_out(|node| {
+                let req = req.clone();
+                async move { node.label_names(req).await }
+            })
+            .await?;
+        Ok(truncate(union_sorted(answers), limit, warnings))
+    }
+
+    /// Values of label `name` over the series matching any of `matcher_sets`.
+    pub async fn label_values(
+        &self,
+        name: &str,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Merged<String>, SourceError> {
+        let req = LabelValuesRequest {
+            tenant: self.tenant.clone(),
+            name: name.to_string(),
+            matchers: to_sets(matcher_sets),
+            start_ms,
+            end_ms,
+            limit: node_limit(limit),
+        };
+        let (answers, warnings) = self
+            .fan_out(|node| {
+                let req = req.clone();
+                async move { node.label_values(req).await }
+            })
+            .await?;
+        Ok(truncate(union_sorted(answers), limit, warnings))
+    }
+}
+
+#[async_trait::async_trait]
+impl SeriesSource for FanoutSource {
+    async fn select(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        hints: &SelectHints,
+    ) -> Result<Selected, SourceError> {
+        let req = SelectRequest {
+            tenant: self.tenant.clone(),
+            matchers: matchers.to_vec(),
+            start_ms,
+            end_ms,
+            hints: Some(hints.clone()),
+            max_series: self.opts.max_series,
+            max_samples: self.opts.max_samples,
+        };
+        let (answers, warnings) = self
+            .fan_out(|node| {
+                let req = req.clone();
+                async move { node.select(req).await }
+            })
+            .await?;
+        Ok(Selected { series: merge_series(answers), warnings })
+    }
+}
+
+/// Merges the series answers of several nodes: one series per label set, sorted by label set,
+/// samples time-ordered with one per timestamp (the earliest answer wins on duplicates).
+pub fn merge_series(mut answers: Vec<Vec<Series>>) -> Vec<Series> {
+    if answers.len() == 1 {
+        // One node answered (standalone, or the others failed): its series are already
+        // distinct, so only the per-series sample invariant needs checking.
+        let mut only = answers.pop().unwrap_or_default();
+        only.iter_mut().for_each(|s| normalize_samples(&mut s.samples));
+        only.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+        return only;
+    }
+    // Tag each series with its node index so the sort below is deterministic and the first
+    // node's sample wins on equal timestamps.
+    let mut all: Vec<(usize, Series)> = answers
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, series)| series.into_iter().map(move |s| (i, s)))
+        .collect();
+    all.sort_by(|(ia, a), (ib, b)| cmp_labels(&a.labels, &b.labels).then(ia.cmp(ib)));
+
+    let mut out: Vec<Series> = Vec::with_capacity(all.len());
+    let mut group: Vec<Vec<Sample>> = Vec::new();
+    let mut iter = all.into_iter().map(|(_, s)| s).peekable();
+    while let Some(mut first) = iter.next() {
+        while let Some(next) = iter.next_if(|n| n.labels == first.labels) {
+            group.push(next.samples);
+        }
+        if group.is_empty() {
+            normalize_samples(&mut first.samples);
+        } else {
+            let mut samples = std::mem::take(&mut first.samples);
+            for other in group.drain(..) {
+                samples = merge_samples(samples, other);
+            }
+            first.samples = samples;
+        }
+        out.push(first);
+    }
+    out
+}
+
+/// Merges two sample lists into one time-ordered list with one sample per timestamp; on equal
+/// timestamps the sample of `a` wins. Inputs that are not sorted are sorted first.
+pub fn merge_samples(mut a: Vec<Sample>, mut b: Vec<Sample>) -> Vec<Sample> {
+    normalize_samples(&mut a);
+    normalize_samples(&mut b);
+    if b.is_empty() {
+        return a;
+    }
+    if a.is_empty() {
+        return b;
+    }
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let mut bi = b.into_iter().peekable();
+    for s in a {
+        while let Some(x) = bi.next_if(|x| x.timestamp_ms < s.timestamp_ms) {
+            out.push(x);
+        }
+        bi.next_if(|x| x.timestamp_ms == s.timestamp_ms);
+        out.push(s);
+    }
+    out.extend(bi);
+    out
+}
+
+/// Sorts samples by time and keeps the first of each timestamp; cheap when already in order.
+fn normalize_samples(samples: &mut Vec<Sample>) {
+    if samples.windows(2).all(|w| w[0].timestamp_ms < w[1].timestamp_ms) {
+        return;
+    }
+    samples.sort_by_key(|s| s.timestamp_ms); // stable: the first of equal timestamps stays first
+    samples.dedup_by_key(|s| s.timestamp_ms);
+}
+
+/// Orders label sets (each sorted by name) lexicographically by (name, value) pairs.
+pub fn cmp_labels(a: &[Label], b: &[Label]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let o = x.name.cmp(&y.name).then_with(|| x.value.cmp(&y.value));
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+fn union_sorted(answers: Vec<Vec<String>>) -> Vec<String> {
+    let mut all: Vec<String> = answers.into_iter().flatten().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+fn truncate<T>(mut value: Vec<T>, limit: usize, warnings: Vec<String>) -> Merged<T> {
+    let truncated = limit > 0 && value.len() > limit;
+    if truncated {
+        value.truncate(limit);
+    }
+    Merged { value, warnings, truncated }
+}
+
+/// Asks each node for one entry more than the limit so truncation can be detected.
+fn node_limit(limit: usize) -> u64 {
+    if limit == 0 { 0 } else { (limit as u64).saturating_add(1) }
+}
+
+fn to_sets(matcher_sets: &[Vec<Matcher>]) -> Vec<MatcherSet> {
+    matcher_sets.iter().map(|ms| MatcherSet { matchers: ms.clone() }).collect()
+}
+
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Unavailable => "unavailable",
+        Code::DeadlineExceeded => "deadline exceeded",
+        Code::Cancelled => "cancelled",
+        Code::Internal => "internal error",
+        Code::Unknown => "unknown error",
+        Code::Aborted => "aborted",
+        Code::Unauthenticated => "unauthenticated",
+        Code::PermissionDenied => "permission denied",
+        Code::NotFound => "not found",
+        Code::Unimplemented => "unimplemented",
+        _ => "error",
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t: i64, v: f64) -> Sample {
+        Sample { timestamp_ms: t, value: v }
+    }
+
+    fn l(name: &str, value: &str) -> Label {
+        Label { name: name.into(), value: value.into() }
+    }
+
+    #[test]
+    fn merge_samples_interleaves_and_dedups_first_wins() {
+        let a = vec![s(1, 1.0), s(3, 3.0), s(5, 5.0)];
+        let b = vec![s(2, 20.0), s(3, 30.0), s(6, 60.0)];
+        let got = merge_samples(a, b);
+        assert_eq!(got, vec![s(1, 1.0), s(2, 20.0), s(3, 3.0), s(5, 5.0), s(6, 60.0)]);
+    }
+
+    #[test]
+    fn merge_samples_sorts_unsorted_input() {
+        let got = merge_samples(vec![s(3, 3.0), s(1, 1.0), s(3, 4.0)], vec![]);
+        assert_eq!(got, vec![s(1, 1.0), s(3, 3.0)]);
+    }
+
+    #[test]
+    fn merge_series_groups_replicas_and_sorts_by_labels() {
+        let x = vec![l("__name__", "up"), l("job", "x")];
+        let y = vec![l("__name__", "up"), l("job", "y")];
+        let node_a = vec![
+            Series { labels: y.clone(), samples: vec![s(1, 1.0)] },
+            Series { labels: x.clone(), samples: vec![s(1, 1.0), s(2, 2.0)] },
+        ];
+        let node_b = vec![Series { labels: x.clone(), samples: vec![s(2, 9.0), s(3, 3.0)] }];
+        let got = merge_series(vec![node_a, node_b]);
+        assert_eq!(
+            got,
+            vec![
+                Series { labels: x, samples: vec![s(1, 1.0), s(2, 2.0), s(3, 3.0)] },
+                Series { labels: y, samples: vec![s(1, 1.0)] },
+            ]
+        );
+    }
+
+    #[test]
+    fn cmp_labels_is_lexicographic_by_pairs() {
+        let a = vec![l("a", "1")];
+        let ab = vec![l("a", "1"), l("b", "1")];
+        let a2 = vec![l("a", "2")];
+        assert_eq!(cmp_labels(&a, &ab), Ordering::Less);
+        assert_eq!(cmp_labels(&ab, &a2), Ordering::Less);
+        assert_eq!(cmp_labels(&a2, &a2), Ordering::Equal);
+    }
+}

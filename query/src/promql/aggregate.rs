@@ -1,0 +1,351 @@
+//! Aggregation operators (`sum`, `avg`, `topk`, `count_values`, ...) with `by`/`without`.
+//!
+//! Groups appear in the order their first element appears in the input. Grouping uses the
+//! labels as they are before delayed `__name__` removal; an output element drops its name if
+//! any element of its group would have.
+
+use super::EvalError;
+use super::eval::Evaluator;
+use super::functions::{kahan_inc, quantile};
+use super::types::{Elem, Inst, key_of};
+use basin_proto::METRIC_NAME;
+use basin_proto::storage::Label;
+use promql_parser::parser::token::{
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
+    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Evaluates an aggregation at `t`.
+pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Inst, EvalError> {
+    let op = a.op.id();
+    // Parameters are evaluated before the vector, as they may fail independently.
+    let param = match (&a.param, op) {
+        (Some(p), T_COUNT_VALUES) => Param::Label(ev.eval_string(p, t)?),
+        (Some(p), _) => Param::Number(ev.eval_scalar(p, t)?),
+        (None, _) => Param::None,
+    };
+    let input = ev.eval_vector(&a.expr, t)?;
+    let (by, names): (bool, Vec<String>) = match &a.modifier {
+        Some(LabelModifier::Include(ls)) => (true, ls.labels.clone()),
+        Some(LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
+        None => (true, Vec::new()),
+    };
+    match op {
+        T_TOPK | T_BOTTOMK => {
+            let k = param.number()?;
+            if k.is_nan() {
+                return Err(EvalError::Execution("Parameter value is NaN".to_string()));
+            }
+            Ok(Inst::Vector(topk(input, &names, by, k, op == T_TOPK, t)))
+        }
+        T_LIMITK => {
+            let k = param.number()?;
+            if k.is_nan() {
+                return Err(EvalError::Execution("Parameter value is NaN".to_string()));
+            }
+            Ok(Inst::Vector(limitk(input, &names, by, k, t)))
+        }
+        T_LIMIT_RATIO => {
+            let r = param.number()?;
+            if r.is_nan() {
+                return Err(EvalError::Execution("Ratio value is NaN".to_string()));
+            }
+            if !(-1.0..=1.0).contains(&r) {
+                let pos = ev.position_of_call("limit_ratio", Some(0));
+                ev.warn_at(
+                    format!("ratio value should be between -1 and 1, got {}", fmt_go(r)),
+                    pos,
+                );
+            }
+            let r = r.clamp(-1.0, 1.0);
+            Ok(Inst::Vector(
+                input
+                    .into_iter()
+                    .filter(|e| ratio_keeps(&e.labels, r))
+                    .map(|e| Elem { t, ..e })
+                    .collect(),
+            ))
+        }
+        T_COUNT_VALUES => {
+            let label = param.label()?;
+            if !valid_label_name(&label) {
+                return Err(EvalError::Execution(format!("invalid label name {label:?}")));
+            }
+            Ok(Inst::Vector(count_values(input, &names, by, &label, t)))
+        }
+        _ => {
+            if op == T_QUANTILE {
+                let q = param.number()?;
+                if !(0.0..=1.0).contains(&q) {
+                    let pos = ev.position_of_call("quantile", Some(0));
+                    ev.warn_at(
+                        format!("quantile value should be between 0 and 1, got {}", fmt_go(q)),
+                        pos,
+                    );
+                }
+            }
+            Ok(Inst::Vector(simple(op, input, &names, by, &param, t)?))
+        }
+    }
+}
+
+enum Param {
+    None,
+    Number(f64),
+    Label(String),
+}
+
+impl Param {
+    fn number(&self) -> Result<f64, EvalError> {
+        match self {
+            Param::Number(v) => Ok(*v),
+            _ => Err(EvalError::BadData("aggregation parameter must be a scalar".to_string())),
+        }
+    }
+    fn label(&self) -> Result<String, EvalError> {
+        match self {
+            Param::Label(s) => Ok(s.clone()),
+            _ => Err(EvalError::BadData("aggregation parameter must be a string".to_string())),
+        }
+    }
+}
+
+/// Go's `%v` rendering of a float as used in Prometheus annotations.
+pub(crate) fn fmt_go(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Whether a name is a valid label name (Prometheus 3 accepts any non-empty UTF-8 name).
+pub(crate) fn valid_label_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('\u{FFFD}')
+}
+
+/// The grouping key of an element (without building its output labels).
+fn group_key(labels: &[Label], names: &[String], by: bool) -> Vec<u8> {
+    if by {
+        key_of(labels.iter().filter(|l| names.iter().any(|n| n == &l.name)))
+    } else {
+        key_of(
+            labels.iter().filter(|l| l.name != METRIC_NAME && !names.iter().any(|n| n == &l.name)),
+        )
+    }
+}
+
+/// The output labels of an element's group.
+fn group_of(labels: &[Label], names: &[String], by: bool) -> Vec<Label> {
+    if by {
+        labels.iter().filter(|l| names.iter().any(|n| n == &l.name)).cloned().collect()
+    } else {
+        labels
+            .iter()
+            .filter(|l| l.name != METRIC_NAME && !names.iter().any(|n| n == &l.name))
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Group {
+    labels: Vec<Label>,
+    drop_name: bool,
+    count: f64,
+    value: f64,
+    comp: f64,
+    mean: f64,
+    incremental: bool,
+    values: Vec<f64>,
+}
+
+fn simple(
+    op: u16,
+    input: Vec<Elem>,
+    names: &[String],
+    by: bool,
+    param: &Param,
+    t: i64,
+) -> Result<Vec<Elem>, EvalError> {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    for e in input {
+        let key = group_key(&e.labels, names, by);
+        let f = e.v;
+        let Some(&i) = index.get(&key) else {
+            index.insert(key, groups.len());
+            let labels = group_of(&e.labels, names, by);
+            let spread = op == T_STDDEV || op == T_STDVAR;
+            groups.push(Group {
+                labels,
+                drop_name: e.drop_name,
+                count: 1.0,
+                // Prometheus: a NaN or infinite first value makes the variance NaN.
+                value: if spread { if f.is_finite() { 0.0 } else { f64::NAN } } else { f },
+                comp: 0.0,
+                mean: f,
+                incremental: false,
+                values: if op == T_QUANTILE { vec![f] } else { Vec::new() },
+            });
+            continue;
+        };
+        let g = &mut groups[i];
+        g.drop_name |= e.drop_name;
+        g.count += 1.0;
+        match op {
+            T_SUM => (g.value, g.comp) = kahan_inc(f, g.value, g.comp),
+            T_AVG => {
+                if !g.incremental {
+                    let (nv, nc) = kahan_inc(f, g.value, g.comp);
+                    if !nv.is_infinite() {
+                        (g.value, g.comp) = (nv, nc);
+                        continue;
+                    }
+                    g.incremental = true;
+                    g.mean = g.value / (g.count - 1.0);
+                    g.comp /= g.count - 1.0;
+                }
+                let q = (g.count - 1.0) / g.count;
+                (g.mean, g.comp) = kahan_inc(f / g.count, q * g.mean, q * g.comp);
+            }
+            T_MIN => {
+                if g.value > f || g.value.is_nan() {
+                    g.value = f;
+                }
+            }
+            T_MAX => {
+                if g.value < f || g.value.is_nan() {
+                    g.value = f;
+                }
+            }
+            T_STDDEV | T_STDVAR => {
+                let delta = f - g.mean;
+                g.mean += delta / g.count;
+                g.value += delta * (f - g.mean);
+            }
+            T_QUANTILE => g.values.push(f),
+            T_COUNT | T_GROUP => {}
+            other => {
+                return Err(EvalError::BadData(format!("unknown aggregation operator {other}")));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for g in groups {
+        let v = match op {
+            T_SUM => g.value + g.comp,
+            T_AVG if g.incremental => g.mean + g.comp,
+            T_AVG => g.value / g.count + g.comp / g.count,
+            T_COUNT => g.count,
+            T_GROUP => 1.0,
+            T_STDVAR => g.value / g.count,
+            T_STDDEV => (g.value / g.count).sqrt(),
+            T_QUANTILE => quantile(param.number()?, g.values),
+            _ => g.value,
+        };
+        let drop_name = g.drop_name;
+        out.push(Elem { labels: Arc::new(g.labels), t, v, drop_name });
+    }
+    Ok(out)
+}
+
+fn topk(input: Vec<Elem>, names: &[String], by: bool, k: f64, top: bool, t: i64) -> Vec<Elem> {
+    if k < 1.0 {
+        return Vec::new();
+    }
+    let k = if k >= input.len() as f64 { input.len() } else { k as usize };
+    let mut groups: Vec<Vec<Elem>> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    for e in input {
+        let key = group_key(&e.labels, names, by);
+        let i = *index.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[i].push(e);
+    }
+    // Order: best first; NaN always last (Prometheus treats it as the worst candidate).
+    let better = |a: f64, b: f64| -> std::cmp::Ordering {
+        use std::cmp::Ordering::*;
+        match (a.is_nan(), b.is_nan()) {
+            (true, true) => Equal,
+            (true, false) => Greater,
+            (false, true) => Less,
+            _ if top => b.partial_cmp(&a).unwrap_or(Equal),
+            _ => a.partial_cmp(&b).unwrap_or(Equal),
+        }
+    };
+    let mut out = Vec::new();
+    for mut g in groups {
+        g.sort_by(|a, b| better(a.v, b.v));
+        g.truncate(k);
+        out.extend(g.into_iter().map(|e| Elem { t, ..e }));
+    }
+    out
+}
+
+fn count_values(input: Vec<Elem>, names: &[String], by: bool, label: &str, t: i64) -> Vec<Elem> {
+    let mut groups: Vec<(Vec<Label>, f64)> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    for e in input {
+        let mut labels = group_of(&e.labels, names, by);
+        super::types::set(&mut labels, label, &format_value(e.v));
+        let key = key_of(labels.iter());
+        match index.get(&key) {
+            Some(&i) => groups[i].1 += 1.0,
+            None => {
+                index.insert(key, groups.len());
+                groups.push((labels, 1.0));
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(labels, v)| Elem { labels: Arc::new(labels), t, v, drop_name: false })
+        .collect()
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
+pub(crate) fn format_value(v: f64) -> String {
+    fmt_go(v)
+}
+
+/// `limitk`: the first `k` elements of each group, in input order.
+fn limitk(input: Vec<Elem>, names: &[String], by: bool, k: f64, t: i64) -> Vec<Elem> {
+    if k < 1.0 {
+        return Vec::new();
+    }
+    let mut taken: HashMap<Vec<u8>, f64> = HashMap::new();
+    let mut out = Vec::new();
+    for e in input {
+        let n = taken.entry(group_key(&e.labels, names, by)).or_insert(0.0);
+        if *n < k {
+            *n += 1.0;
+            out.push(Elem { t, ..e });
+        }
+    }
+    out
+}
+
+/// `limit_ratio`: keeps a series when its label hash, scaled to [0, 1), is below `r` (or, for
+/// a negative `r`, at least `1 + r`), so `limit_ratio(r, v)` and `limit_ratio(-(1-r), v)` are
+/// complements. Prometheus: it uses its own label hash; the sampled subset differs but has
+/// the same properties.
+fn ratio_keeps(labels: &[Label], r: f64) -> bool {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for l in labels {
+        l.name.hash(&mut h);
+        l.value.hash(&mut h);
+    }
+    let offset = h.finish() as f64 / u64::MAX as f64;
+    if r >= 0.0 { offset < r } else { offset >= 1.0 + r }
+}

@@ -1,0 +1,402 @@
+//! Functions over range vectors: `rate`/`increase`/`delta` with Prometheus' extrapolation,
+//! `irate`/`idelta`, `deriv`/`predict_linear`, `resets`/`changes` and the `*_over_time` family.
+
+use super::EvalError;
+use super::eval::Evaluator;
+use super::functions::{absent_labels, kahan_inc, quantile, range_out};
+use super::types::{Elem, Inst, RangeSeries, get};
+use basin_proto::METRIC_NAME;
+use promql_parser::parser::Call;
+use std::sync::Arc;
+
+/// Whether `name` takes a range vector.
+pub(crate) fn is_range_fn(name: &str) -> bool {
+    matrix_arg(name).is_some()
+}
+
+/// Index of the range-vector argument of a range function.
+fn matrix_arg(name: &str) -> Option<usize> {
+    Some(match name {
+        "quantile_over_time" => 1,
+        "rate"
+        | "irate"
+        | "increase"
+        | "delta"
+        | "idelta"
+        | "deriv"
+        | "predict_linear"
+        | "resets"
+        | "changes"
+        | "avg_over_time"
+        | "sum_over_time"
+        | "min_over_time"
+        | "max_over_time"
+        | "count_over_time"
+        | "last_over_time"
+        | "first_over_time"
+        | "present_over_time"
+        | "absent_over_time"
+        | "stddev_over_time"
+        | "stdvar_over_time"
+        | "double_exponential_smoothing"
+        | "mad_over_time"
+        | "ts_of_first_over_time"
+        | "ts_of_last_over_time"
+        | "ts_of_max_over_time"
+        | "ts_of_min_over_time" => 0,
+        _ => return None,
+    })
+}
+
+/// Evaluates a range function at `t`.
+pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, EvalError> {
+    let name = c.func.name;
+    let mi = matrix_arg(name).unwrap_or(0);
+    // Scalar arguments first, in order.
+    let mut scalars = Vec::new();
+    for (i, a) in c.args.args.iter().enumerate() {
+        if i != mi {
+            scalars.push(ev.eval_scalar(a, t)?);
+        }
+    }
+    let Some(marg) = c.args.args.get(mi) else {
+        return Err(EvalError::BadData(format!("missing range argument to {name}")));
+    };
+    let (series, start, end) = ev.eval_range_arg(marg, t)?;
+    let range = end - start;
+    if name == "absent_over_time" {
+        if series.is_empty() {
+            return Ok(Inst::Vector(vec![Elem {
+                labels: Arc::new(absent_labels(marg)),
+                t,
+                v: 1.0,
+                drop_name: false,
+            }]));
+        }
+        return Ok(Inst::Vector(Vec::new()));
+    }
+    if name == "double_exponential_smoothing" {
+        let (sf, tf) = (scalars.first().copied(), scalars.get(1).copied());
+        let (sf, tf) = (sf.unwrap_or(f64::NAN), tf.unwrap_or(f64::NAN));
+        if !(sf > 0.0 && sf < 1.0) {
+            return Err(EvalError::Execution(format!(
+                "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+            )));
+        }
+        if !(tf > 0.0 && tf < 1.0) {
+            return Err(EvalError::Execution(format!(
+                "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+            )));
+        }
+    }
+    if name == "quantile_over_time" {
+        let q = scalars.first().copied().unwrap_or(f64::NAN);
+        if !(0.0..=1.0).contains(&q) {
+            let pos = ev.position_of_call(name, Some(0));
+            ev.warn_at(
+                format!(
+                    "quantile value should be between 0 and 1, got {}",
+                    super::aggregate::fmt_go(q)
+                ),
+                pos,
+            );
+        }
+    }
+    let mut out = Vec::with_capacity(series.len());
+    for s in &series {
+        if (name == "rate" || name == "increase") && !s.points.is_empty() {
+            let metric = get(&s.labels, METRIC_NAME);
+            if !metric.is_empty()
+                && !["_total", "_sum", "_count", "_bucket"].iter().any(|x| metric.ends_with(x))
+            {
+                let pos = ev.position_of_call(name, Some(0));
+                ev.info_at(
+                    format!(
+                        "metric might not be a counter, name does not end in \
+                         _total/_sum/_count/_bucket: {metric:?}"
+                    ),
+                    pos,
+                );
+            }
+        }
+        let keep_name = matches!(name, "last_over_time" | "first_over_time");
+        if let Some(v) = apply(name, s, &scalars, start, end, range, t) {
+            out.push(range_out(s, t, v, keep_name));
+        }
+    }
+    Ok(Inst::Vector(out))
+}
+
+fn apply(
+    name: &str,
+    s: &RangeSeries,
+    scalars: &[f64],
+    start: i64,
+    end: i64,
+    range: i64,
+    t: i64,
+) -> Option<f64> {
+    let p = &s.points;
+    let first = p.first()?;
+    let last = p.last()?;
+    let vals = || p.iter().map(|&(_, v)| v);
+    Some(match name {
+        "rate" => extrapolated(p, start, end, range, true, true)?,
+        "increase" => extrapolated(p, start, end, range, true, false)?,
+        "delta" => extrapolated(p, start, end, range, false, false)?,
+        "irate" | "idelta" => {
+            if p.len() < 2 {
+                return None;
+            }
+            let (pt, pv) = p[p.len() - 2];
+            let (lt, lv) = *last;
+            let dt = (lt - pt) as f64 / 1000.0;
+            if dt == 0.0 {
+                return None;
+            }
+            if name == "idelta" {
+                lv - pv
+            } else if lv < pv {
+                lv / dt
+            } else {
+                (lv - pv) / dt
+            }
+        }
+        "deriv" => {
+            if p.len() < 2 {
+                return None;
+            }
+            linear_regression(p, first.0).0
+        }
+        "predict_linear" => {
+            if p.len() < 2 {
+                return None;
+            }
+            let dur = scalars.first().copied().unwrap_or(0.0);
+            let (slope, intercept) = linear_regression(p, t);
+            slope * dur + intercept
+        }
+        "resets" => {
+            let mut n = 0.0;
+            for w in p.windows(2) {
+                if w[1].1 < w[0].1 {
+                    n += 1.0;
+                }
+            }
+            n
+        }
+        "changes" => {
+            let mut n = 0.0;
+            for w in p.windows(2) {
+                let (a, b) = (w[0].1, w[1].1);
+                if a != b && !(a.is_nan() && b.is_nan()) {
+                    n += 1.0;
+                }
+            }
+            n
+        }
+        "sum_over_time" => {
+            let (mut sum, mut c) = (0.0, 0.0);
+            for v in vals() {
+                (sum, c) = kahan_inc(v, sum, c);
+            }
+            if sum.is_infinite() { sum } else { sum + c }
+        }
+        "avg_over_time" => avg(p),
+        "min_over_time" => {
+            let mut m = first.1;
+            for v in vals() {
+                if v < m || m.is_nan() {
+                    m = v;
+                }
+            }
+            m
+        }
+        "max_over_time" => {
+            let mut m = first.1;
+            for v in vals() {
+                if v > m || m.is_nan() {
+                    m = v;
+                }
+            }
+            m
+        }
+        "count_over_time" => p.len() as f64,
+        "last_over_time" => last.1,
+        "first_over_time" => first.1,
+        "present_over_time" => 1.0,
+        "stdvar_over_time" => stdvar(p),
+        "stddev_over_time" => stdvar(p).sqrt(),
+        "quantile_over_time" => quantile(scalars.first().copied()?, vals().collect()),
+        "mad_over_time" => {
+            let values: Vec<f64> = vals().collect();
+            if values.iter().any(|v| v.is_nan()) {
+                return Some(f64::NAN);
+            }
+            let median = quantile(0.5, values.clone());
+            quantile(0.5, values.iter().map(|v| (v - median).abs()).collect())
+        }
+        "ts_of_first_over_time" => first.0 as f64 / 1000.0,
+        "ts_of_last_over_time" => last.0 as f64 / 1000.0,
+        "ts_of_max_over_time" | "ts_of_min_over_time" => {
+            let max = name == "ts_of_max_over_time";
+            let mut best = *first;
+            for &(ts, v) in p {
+                let better = if max { v >= best.1 } else { v <= best.1 };
+                if better || best.1.is_nan() {
+                    best = (ts, v);
+                }
+            }
+            best.0 as f64 / 1000.0
+        }
+        "double_exponential_smoothing" => {
+            let sf = scalars.first().copied()?;
+            let tf = scalars.get(1).copied()?;
+            double_exp(p, sf, tf)?
+        }
+        _ => return None,
+    })
+}
+
+/// Prometheus' `extrapolatedRate`: the increase between the first and last sample (with
+/// counter resets compensated), extrapolated towards the window edges by at most half an
+/// average sample interval (and for counters, not below zero).
+fn extrapolated(
+    p: &[(i64, f64)],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if p.len() < 2 {
+        return None;
+    }
+    let (first_t, first_v) = p[0];
+    let (last_t, last_v) = p[p.len() - 1];
+    let mut result = last_v - first_v;
+    if counter {
+        let mut prev = first_v;
+        for &(_, v) in &p[1..] {
+            if v < prev {
+                result += prev;
+            }
+            prev = v;
+        }
+    }
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_step = sampled / (p.len() - 1) as f64;
+    let threshold = avg_step * 1.1;
+    if to_start >= threshold {
+        to_start = avg_step / 2.0;
+    }
+    if counter {
+        let mut to_zero = to_start;
+        if result > 0.0 && first_v >= 0.0 {
+            to_zero = sampled * (first_v / result);
+        }
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_step / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// Least-squares slope and intercept at `intercept_t` (x in seconds from it).
+pub(crate) fn linear_regression(p: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
+    let (mut n, mut sx, mut cx, mut sy, mut cy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sxy, mut cxy, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = p[0].1;
+    let mut const_y = true;
+    for (i, &(ts, v)) in p.iter().enumerate() {
+        if const_y && i > 0 && v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (ts - intercept_t) as f64 / 1000.0;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(v, sy, cy);
+        (sxy, cxy) = kahan_inc(x * v, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+fn avg(p: &[(i64, f64)]) -> f64 {
+    let (mut sum, mut c) = (p[0].1, 0.0);
+    let mut count;
+    let (mut mean, mut kc) = (0.0, 0.0);
+    let mut incremental = false;
+    for (i, &(_, v)) in p.iter().enumerate().skip(1) {
+        count = (i + 1) as f64;
+        if !incremental {
+            let (ns, nc) = kahan_inc(v, sum, c);
+            if !ns.is_infinite() {
+                (sum, c) = (ns, nc);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            kc = c / (count - 1.0);
+        }
+        let q = (count - 1.0) / count;
+        (mean, kc) = kahan_inc(v / count, q * mean, q * kc);
+    }
+    if incremental {
+        return mean + kc;
+    }
+    let n = p.len() as f64;
+    sum / n + c / n
+}
+
+fn stdvar(p: &[(i64, f64)]) -> f64 {
+    let (mut count, mut mean, mut cmean, mut aux, mut caux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(_, v) in p {
+        count += 1.0;
+        let delta = v - (mean + cmean);
+        (mean, cmean) = kahan_inc(delta / count, mean, cmean);
+        (aux, caux) = kahan_inc(delta * (v - (mean + cmean)), aux, caux);
+    }
+    (aux + caux) / count
+}
+
+fn double_exp(p: &[(i64, f64)], sf: f64, tf: f64) -> Option<f64> {
+    if p.len() < 2 {
+        return None;
+    }
+    let mut s0 = 0.0;
+    let mut s1 = p[0].1;
+    let mut b = p[1].1 - p[0].1;
+    for (i, &(_, v)) in p.iter().enumerate().skip(1) {
+        let x = sf * v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}

@@ -1,0 +1,365 @@
+//! The chunk codec: a time-ordered run of samples of one series, compressed.
+//!
+//! Layout (all integers LEB128 varints, signed ones zigzag-encoded):
+//!
+//! ```text
+//! version (1 byte) | value mode (1 byte) [| k (1 byte), decimal mode] | count | first ts
+//!   | timestamps… | values…
+//! ```
+//!
+//! - **Timestamps**: the first delta, then delta-of-deltas. Regular scrapes have a
+//!   delta-of-delta of 0, one byte per sample. Arithmetic wraps, so any `i64` round-trips.
+//! - **Values, integer mode** (every value an exactly representable integer, e.g. counters
+//!   and integer gauges): delta-of-deltas of the integers, one byte per sample for counters
+//!   growing at a steady rate.
+//! - **Values, decimal mode** (every value is an integer over `10^k`, `k ≤ 6`, bit-exactly:
+//!   temperatures, ratios, most human-scale gauges): the integers, as in integer mode, and `k`.
+//! - **Values, XOR mode** (anything else): each value's bits XORed with the previous one's;
+//!   a control byte holds the count of leading zero bytes and of meaningful bytes, which
+//!   follow. A repeated value costs one byte. Byte-aligned (rather than Gorilla's
+//!   bit-aligned) to keep decoding branch-light; RocksDB's zstd on lower levels takes the
+//!   remaining redundancy.
+//!
+//! Values round-trip bit-exactly: NaN payloads (the staleness marker), -0.0 and ±Inf.
+
+use crate::series::{get_uvarint, put_uvarint};
+use basin_proto::storage::Sample;
+use thiserror::Error;
+
+const VERSION: u8 = 1;
+const MODE_INT: u8 = 1;
+const MODE_XOR: u8 = 2;
+/// Decimal mode: values are integers divided by `10^k`, `k` in `1..=MAX_DECIMALS`.
+const MODE_DECIMAL: u8 = 3;
+const MAX_DECIMALS: usize = 6;
+const POW10: [f64; MAX_DECIMALS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6];
+
+/// Why a chunk could not be decoded.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CodecError {
+    /// The chunk ends early.
+    #[error("chunk truncated while reading {0}")]
+    Truncated(&'static str),
+    /// Unknown version or value mode byte.
+    #[error("unknown chunk {what} {value}")]
+    Unknown {
+        /// `version` or `value mode`.
+        what: &'static str,
+        /// The byte found.
+        value: u8,
+    },
+    /// Bytes left after the last sample.
+    #[error("{0} trailing bytes after the last sample")]
+    Trailing(usize),
+    /// An XOR control byte that describes no bytes or more than 8.
+    #[error("bad XOR control byte {0:#04x}")]
+    BadControl(u8),
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// The integer a value is, when it converts to `i64` and back bit-exactly.
+fn as_int(v: f64) -> Option<i64> {
+    let i = v as i64;
+    ((i as f64).to_bits() == v.to_bits()).then_some(i)
+}
+
+/// The integer `i` with `i / 10^k == v` bit-exactly, if any (decimal gauges: 23.4, 0.25).
+fn as_decimal(v: f64, k: usize) -> Option<i64> {
+    let scaled = v * POW10[k];
+    if !scaled.is_finite() || scaled.abs() >= (1u64 << 53) as f64 {
+        return None;
+    }
+    let i = scaled.round() as i64;
+    ((i as f64 / POW10[k]).to_bits() == v.to_bits()).then_some(i)
+}
+
+/// Integer form of all values: `(mode, k, ints)` for integer or decimal mode.
+fn integer_form(samples: &[Sample]) -> Option<(u8, usize, Vec<i64>)> {
+    if let Some(ints) = samples.iter().map(|s| as_int(s.value)).collect::<Option<Vec<_>>>() {
+        return Some((MODE_INT, 0, ints));
+    }
+    (1..=MAX_DECIMALS).find_map(|k| {
+        let ints = samples.iter().map(|s| as_decimal(s.value, k)).collect::<Option<Vec<_>>>()?;
+        Some((MODE_DECIMAL, k, ints))
+    })
+}
+
+/// Encodes a time-ordered run of samples (timestamps unique and increasing).
+pub fn encode(samples: &[Sample]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(8 + samples.len() * 3);
+    b.push(VERSION);
+    let ints = integer_form(samples);
+    match &ints {
+        Some((mode, k, _)) => {
+            b.push(*mode);
+            if *mode == MODE_DECIMAL {
+                b.push(*k as u8);
+            }
+        }
+        None => b.push(MODE_XOR),
+    }
+    put_uvarint(&mut b, samples.len() as u64);
+    let Some(first) = samples.first() else { return b };
+    put_uvarint(&mut b, zigzag(first.timestamp_ms));
+    put_dods(&mut b, samples.iter().map(|s| s.timestamp_ms));
+    match ints {
+        Some((_, _, ints)) => {
+            put_uvarint(&mut b, zigzag(ints[0]));
+            put_dods(&mut b, ints.iter().copied());
+        }
+        None => {
+            let mut prev = 0u64;
+            for s in samples {
+                let bits = s.value.to_bits();
+                put_xor(&mut b, bits ^ prev);
+                prev = bits;
+            }
+        }
+    }
+    b
+}
+
+/// Writes the delta-of-deltas of a sequence after its first element.
+fn put_dods(b: &mut Vec<u8>, mut it: impl Iterator<Item = i64>) {
+    let Some(mut prev) = it.next() else { return };
+    let mut prev_delta = 0i64;
+    for v in it {
+        let delta = v.wrapping_sub(prev);
+        put_uvarint(b, zigzag(delta.wrapping_sub(prev_delta)));
+        prev_delta = delta;
+        prev = v;
+    }
+}
+
+fn put_xor(b: &mut Vec<u8>, x: u64) {
+    if x == 0 {
+        b.push(0);
+        return;
+    }
+    // Control byte: leading zero bytes (high nibble) and meaningful bytes (low nibble,
+    // 1..=8), so a non-zero XOR never encodes as 0.
+    let lead = (x.leading_zeros() / 8) as usize;
+    let len = 8 - lead - (x.trailing_zeros() / 8) as usize;
+    b.push(((lead as u8) << 4) | len as u8);
+    b.extend_from_slice(&x.to_be_bytes()[lead..lead + len]);
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn uvarint(&mut self, what: &'static str) -> Result<u64, CodecError> {
+        get_uvarint(self.b, &mut self.pos).ok_or(CodecError::Truncated(what))
+    }
+
+    fn byte(&mut self, what: &'static str) -> Result<u8, CodecError> {
+        let v = *self.b.get(self.pos).ok_or(CodecError::Truncated(what))?;
+        self.pos += 1;
+        Ok(v)
+    }
+
+    /// Reads `first` and `n - 1` delta-of-deltas into `out` via `set`.
+    fn dods(
+        &mut self,
+        n: usize,
+        what: &'static str,
+        mut set: impl FnMut(usize, i64),
+    ) -> Result<(), CodecError> {
+        let mut v = unzigzag(self.uvarint(what)?);
+        set(0, v);
+        let mut delta = 0i64;
+        for i in 1..n {
+            delta = delta.wrapping_add(unzigzag(self.uvarint(what)?));
+            v = v.wrapping_add(delta);
+            set(i, v);
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a chunk.
+pub fn decode(b: &[u8]) -> Result<Vec<Sample>, CodecError> {
+    let mut r = Reader { b, pos: 0 };
+    let version = r.byte("version")?;
+    if version != VERSION {
+        return Err(CodecError::Unknown { what: "version", value: version });
+    }
+    let mode = r.byte("value mode")?;
+    let decimals = match mode {
+        MODE_INT | MODE_XOR => 0,
+        MODE_DECIMAL => {
+            let k = r.byte("decimals")?;
+            if k == 0 || k as usize > MAX_DECIMALS {
+                return Err(CodecError::Unknown { what: "decimal exponent", value: k });
+            }
+            k as usize
+        }
+        _ => return Err(CodecError::Unknown { what: "value mode", value: mode }),
+    };
+    let n = r.uvarint("count")?;
+    // Every sample takes at least two bytes: a larger count is corrupt, not an allocation.
+    if n > b.len() as u64 {
+        return Err(CodecError::Truncated("samples"));
+    }
+    let n = n as usize;
+    let mut out = vec![Sample { timestamp_ms: 0, value: 0.0 }; n];
+    if n == 0 {
+        return finish(&r, out);
+    }
+    r.dods(n, "timestamps", |i, t| out[i].timestamp_ms = t)?;
+    if mode == MODE_INT {
+        r.dods(n, "values", |i, v| out[i].value = v as f64)?;
+    } else if mode == MODE_DECIMAL {
+        let scale = POW10[decimals];
+        r.dods(n, "values", |i, v| out[i].value = v as f64 / scale)?;
+    } else {
+        let mut prev = 0u64;
+        for s in out.iter_mut() {
+            let ctl = r.byte("values")?;
+            let x = if ctl == 0 {
+                0
+            } else {
+                let (lead, len) = ((ctl >> 4) as usize, (ctl & 0xf) as usize);
+                if len == 0 || lead + len > 8 {
+                    return Err(CodecError::BadControl(ctl));
+                }
+                let bytes = b.get(r.pos..r.pos + len).ok_or(CodecError::Truncated("values"))?;
+                r.pos += len;
+                let mut full = [0u8; 8];
+                full[lead..lead + len].copy_from_slice(bytes);
+                u64::from_be_bytes(full)
+            };
+            prev ^= x;
+            s.value = f64::from_bits(prev);
+        }
+    }
+    finish(&r, out)
+}
+
+fn finish(r: &Reader<'_>, out: Vec<Sample>) -> Result<Vec<Sample>, CodecError> {
+    if r.pos != r.b.len() {
+        return Err(CodecError::Trailing(r.b.len() - r.pos));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn s(t: i64, v: f64) -> Sample {
+        Sample { timestamp_ms: t, value: v }
+    }
+
+    fn bits(v: &[Sample]) -> Vec<(i64, u64)> {
+        v.iter().map(|s| (s.timestamp_ms, s.value.to_bits())).collect()
+    }
+
+    #[test]
+    fn special_values_round_trip_bit_exact() {
+        let stale = f64::from_bits(basin_proto::STALE_NAN_BITS);
+        let v = vec![
+            s(i64::MIN, stale),
+            s(-5, -0.0),
+            s(0, f64::INFINITY),
+            s(1, f64::NEG_INFINITY),
+            s(2, f64::NAN),
+            s(3, f64::MIN_POSITIVE),
+            s(i64::MAX, 1.5),
+        ];
+        assert_eq!(bits(&decode(&encode(&v)).unwrap()), bits(&v));
+        assert_eq!(decode(&encode(&[])).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn counters_take_about_two_bytes_per_sample() {
+        let v: Vec<_> =
+            (0..120).map(|i| s(1_700_000_000_000 + i * 15_000, (i * 7) as f64)).collect();
+        let enc = encode(&v);
+        assert!(enc.len() < 120 * 2 + 16, "{} bytes", enc.len());
+        assert_eq!(decode(&enc).unwrap(), v);
+    }
+
+    #[test]
+    fn corrupt_chunks_are_errors() {
+        let enc = encode(&[s(1, 0.5), s(2, 0.25)]);
+        for cut in 0..enc.len() {
+            assert!(decode(&enc[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut extra = enc.clone();
+        extra.push(0);
+        assert_eq!(decode(&extra), Err(CodecError::Trailing(1)));
+        assert!(matches!(decode(&[9, 1, 0]), Err(CodecError::Unknown { .. })));
+        assert!(decode(&[VERSION, MODE_XOR, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn decimal_gauges_use_integer_encoding() {
+        let v: Vec<_> = (0..120).map(|i| s(i * 15_000, 20.0 + (i % 7) as f64 * 0.1)).collect();
+        let enc = encode(&v);
+        assert_eq!(enc[1], MODE_DECIMAL);
+        assert!(enc.len() < 120 * 3, "{} bytes", enc.len());
+        assert_eq!(bits(&decode(&enc).unwrap()), bits(&v));
+        assert_eq!(as_decimal(0.1 + 0.2, 1), None, "0.30000000000000004 is not 0.3");
+    }
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            (-100_000i64..100_000, 1usize..=MAX_DECIMALS).prop_map(|(i, k)| i as f64 / POW10[k]),
+            any::<f64>(),
+            any::<u64>().prop_map(f64::from_bits),
+            (-1000i64..1000).prop_map(|i| i as f64),
+            Just(f64::from_bits(basin_proto::STALE_NAN_BITS)),
+            Just(-0.0),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(mut ts in proptest::collection::vec(any::<i64>(), 0..200),
+                      vals in proptest::collection::vec(value(), 200),
+                      ints in any::<bool>()) {
+            ts.sort_unstable();
+            ts.dedup();
+            let v: Vec<Sample> = ts.iter().zip(&vals).map(|(&t, &x)| {
+                s(t, if ints { x.round() } else { x })
+            }).collect();
+            prop_assert_eq!(bits(&decode(&encode(&v)).unwrap()), bits(&v));
+        }
+
+        #[test]
+        fn regular_series_round_trip(start in any::<i64>(), step in 1i64..100_000, n in 0usize..300,
+                                     jitter in proptest::collection::vec(-50i64..50, 300)) {
+            let v: Vec<Sample> = (0..n).map(|i| s(start.wrapping_add(step.wrapping_mul(i as i64)).wrapping_add(jitter[i]), i as f64 * 0.1)).collect();
+            prop_assert_eq!(bits(&decode(&encode(&v)).unwrap()), bits(&v));
+        }
+
+        #[test]
+        fn decimal_round_trip(k in 1usize..=MAX_DECIMALS,
+                              ints in proptest::collection::vec(-10_000_000i64..10_000_000, 1..150)) {
+            let v: Vec<Sample> = ints.iter().enumerate()
+                .map(|(i, &x)| s(i as i64 * 1000, x as f64 / POW10[k]))
+                .collect();
+            let enc = encode(&v);
+            prop_assert_ne!(enc[1], MODE_XOR);
+            prop_assert_eq!(bits(&decode(&enc).unwrap()), bits(&v));
+        }
+
+        #[test]
+        fn garbage_never_panics(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode(&b);
+        }
+    }
+}

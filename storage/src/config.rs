@@ -1,0 +1,63 @@
+//! The storage engine's configuration: every field has a default, so the binary's config layer
+//! only maps the options it exposes.
+
+use basin_proto::storage::Label;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a series' starting id is computed from its tenant and sorted labels.
+///
+/// Production uses [`basin_proto::hash::series_hash`]; tests swap in a hash that collides on
+/// purpose to exercise collision resolution.
+pub type SeriesHasher = fn(tenant: &str, labels: &[Label]) -> u64;
+
+/// Storage engine configuration.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Directory holding the RocksDB database (created when missing).
+    pub data_dir: PathBuf,
+    /// Data older than this is dropped, a whole day partition at a time (so up to one day
+    /// more than `retention` may be kept). `None` keeps data forever.
+    pub retention: Option<Duration>,
+    /// Keep only the last sample of each series in every interval of this length (aligned to
+    /// the Unix epoch), on read and when chunks are written. `None` keeps every sample.
+    pub dedup_interval: Option<Duration>,
+    /// Most series one select may return (a request may ask for fewer, not more).
+    pub max_series_per_select: usize,
+    /// Most samples one select may return (a request may ask for fewer, not more).
+    pub max_samples_per_select: usize,
+    /// Fsync the write-ahead log before acknowledging a write. Off, an acknowledged write
+    /// survives a process crash (the WAL is in the OS page cache) but not a power loss.
+    pub sync_writes: bool,
+    /// RocksDB block cache shared by all column families, in bytes.
+    pub block_cache_bytes: usize,
+    /// Queries spanning more day partitions than this use the global index instead of the
+    /// per-day one (one index lookup instead of one per day).
+    pub max_index_days: usize,
+    /// How many samples a head (in-WAL, uncompressed) series may hold before `flush` or the
+    /// background maintenance cuts it into compressed chunks.
+    pub samples_per_chunk: usize,
+    /// How often the background task enforces retention and cuts head samples into chunks.
+    /// `None` disables the background task (tests; `flush` still does both).
+    pub maintenance_interval: Option<Duration>,
+    /// Hash giving a series its first candidate id (see [`SeriesHasher`]).
+    pub series_hasher: SeriesHasher,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data/storage"),
+            retention: None,
+            dedup_interval: None,
+            max_series_per_select: 100_000,
+            max_samples_per_select: 50_000_000,
+            sync_writes: false,
+            block_cache_bytes: 256 << 20,
+            max_index_days: 40,
+            samples_per_chunk: 120,
+            maintenance_interval: Some(Duration::from_secs(300)),
+            series_hasher: basin_proto::hash::series_hash,
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! RocksDB options, chosen per column family for its access pattern.
+//!
+//! - **Shared LRU block cache** (`block_cache_bytes`) for every CF, with index and filter
+//!   blocks inside it (bounded memory, no per-file pinned indexes growing with the data), L0's
+//!   pinned because every read touches L0.
+//! - **`series`** (id → labels): point lookups on cache misses only. Whole-key bloom filters
+//!   (10 bits/key, ~1% false positives) so a probe for a new id rarely touches disk; LZ4, the
+//!   values are short label strings that compress modestly and are read often.
+//! - **`index`** (postings): prefix *scans* with variable-length prefixes (tenant, name,
+//!   value), so no fixed prefix extractor and no bloom filter would help; keys share long
+//!   prefixes, which block prefix compression already folds. LZ4 on upper levels, zstd on the
+//!   bottom level where most of the data sits and is read rarely.
+//! - **`head`** (day | id | ts → value): the write-hot CF. A fixed 12-byte prefix extractor
+//!   (day | id) with prefix bloom filters in SSTs and memtables: a select seeks one series-day
+//!   and skips every file without it. Larger write buffer (64 MiB) to absorb ingest; LZ4 only
+//!   (short-lived data, cut into chunks and deleted).
+//! - **`chunks`** (day | id | first_ts → chunk): same prefix extractor and filters as head.
+//!   Chunks are already compressed by [`crate::codec`], so L0–L1 store them as they are and
+//!   the lower levels use LZ4 then zstd, which still folds shared headers and key prefixes.
+//! - **DB-wide**: `max_total_wal_size` forces the rarely written `series`/`index` memtables
+//!   to flush so the WAL can be recycled; dynamic level sizes keep space amplification low;
+//!   two background jobs (the target machines are small; more only contend).
+
+use crate::config::StorageConfig;
+use crate::keys::DATA_KEY_LEN;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType as C, Options,
+    SliceTransform,
+};
+
+/// Column family names.
+pub(crate) const CF_SERIES: &str = "series";
+pub(crate) const CF_INDEX: &str = "index";
+pub(crate) const CF_HEAD: &str = "head";
+pub(crate) const CF_CHUNKS: &str = "chunks";
+
+/// Length of the `day | id` prefix of head and chunk keys.
+pub(crate) const SERIES_DAY_PREFIX: usize = DATA_KEY_LEN - 8;
+
+fn table(cache: &Cache, bloom: bool, whole_key: bool) -> BlockBasedOptions {
+    let mut t = BlockBasedOptions::default();
+    t.set_block_cache(cache);
+    t.set_cache_index_and_filter_blocks(true);
+    t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    t.set_format_version(5);
+    t.set_block_size(16 << 10);
+    if bloom {
+        t.set_bloom_filter(10.0, false);
+        t.set_whole_key_filtering(whole_key);
+    }
+    t
+}
+
+fn base_cf() -> Options {
+    let mut o = Options::default();
+    o.set_level_compaction_dynamic_level_bytes(true);
+    o
+}
+
+/// DB options and the four column families.
+pub(crate) fn build(cfg: &StorageConfig) -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
+
+    let mut db = Options::default();
+    db.create_if_missing(true);
+    db.create_missing_column_families(true);
+    db.set_max_background_jobs(2);
+    db.set_max_total_wal_size(256 << 20);
+    db.set_keep_log_file_num(5);
+    db.set_bytes_per_sync(1 << 20);
+    db.set_wal_bytes_per_sync(1 << 20);
+
+    let mut series = base_cf();
+    series.set_block_based_table_factory(&table(&cache, true, true));
+    series.set_compression_type(C::Lz4);
+
+    let mut index = base_cf();
+    index.set_block_based_table_factory(&table(&cache, false, false));
+    index.set_compression_type(C::Lz4);
+    index.set_bottommost_compression_type(C::Zstd);
+
+    let data_cf = |levels: &[C], write_buffer: usize| {
+        let mut o = base_cf();
+        o.set_prefix_extractor(SliceTransform::create_fixed_prefix(SERIES_DAY_PREFIX));
+        o.set_memtable_prefix_bloom_ratio(0.1);
+        o.set_block_based_table_factory(&table(&cache, true, false));
+        o.set_compression_per_level(levels);
+        o.set_write_buffer_size(write_buffer);
+        o
+    };
+    let head = data_cf(&[C::Lz4; 7], 64 << 20);
+    let chunks = data_cf(&[C::None, C::None, C::Lz4, C::Lz4, C::Zstd, C::Zstd, C::Zstd], 32 << 20);
+
+    let cfs = vec![
+        ColumnFamilyDescriptor::new(CF_SERIES, series),
+        ColumnFamilyDescriptor::new(CF_INDEX, index),
+        ColumnFamilyDescriptor::new(CF_HEAD, head),
+        ColumnFamilyDescriptor::new(CF_CHUNKS, chunks),
+    ];
+    (db, cfs)
+}

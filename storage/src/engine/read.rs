@@ -1,0 +1,460 @@
+//! The read path: matchers → candidate series (per-day or global postings) → labels filter →
+//! samples from chunks and head, merged, deduplicated, limited.
+
+use super::options::{CF_CHUNKS, CF_HEAD};
+use super::{Storage, read};
+use crate::codec;
+use crate::error::StorageError;
+use crate::keys::{self, Scope};
+use crate::series::SeriesEntry;
+use basin_proto::matcher::Matcher;
+use basin_proto::storage::{
+    Label, LabelNamesRequest, LabelValuesRequest, MatcherSet, Sample, SelectRequest, Series,
+    SeriesRequest,
+};
+use rocksdb::{DB, ReadOptions, SnapshotWithThreadMode};
+
+/// A consistent view for one read: chunks and head are read at the same point, so a
+/// concurrent cut (head → chunks) is seen entirely or not at all.
+pub(crate) type Snapshot<'a> = SnapshotWithThreadMode<'a, DB>;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Series that matched, with the days on which they have data (`None`: any day in range).
+pub(crate) struct Matched {
+    pub(crate) series: Vec<(u64, Arc<SeriesEntry>, Option<Vec<i32>>)>,
+    pub(crate) days: Vec<i32>,
+}
+
+/// Compares label sets the way Prometheus orders series.
+pub(crate) fn cmp_labels(a: &[Label], b: &[Label]) -> std::cmp::Ordering {
+    a.iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .cmp(b.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+}
+
+fn compile(ms: &[basin_proto::storage::Matcher]) -> Result<Vec<Matcher>, StorageError> {
+    Matcher::compile_all(ms).map_err(|e| StorageError::InvalidArgument(e.to_string()))
+}
+
+fn compile_sets(sets: &[MatcherSet]) -> Result<Vec<Vec<Matcher>>, StorageError> {
+    if sets.is_empty() {
+        return Ok(vec![Vec::new()]);
+    }
+    sets.iter().map(|s| compile(&s.matchers)).collect()
+}
+
+/// A request's limit combined with the node's: 0 means the node's.
+fn effective_limit(requested: u64, node: usize) -> usize {
+    match usize::try_from(requested) {
+        Ok(0) | Err(_) => node,
+        Ok(r) => r.min(node),
+    }
+}
+
+/// The label APIs' time range: proto3 sends 0..0 when the caller set none, meaning all time.
+fn label_range(start: i64, end: i64) -> (i64, i64) {
+    if start == 0 && end == 0 { (i64::MIN, i64::MAX) } else { (start, end) }
+}
+
+impl Storage {
+    /// Day partitions with data in `[start, end]`.
+    fn days_in(&self, start: i64, end: i64) -> Vec<i32> {
+        if start > end {
+            return Vec::new();
+        }
+        read(&self.days).range(keys::day_of(start)..=keys::day_of(end)).copied().collect()
+    }
+
+    /// Series of `tenant` matching any of `sets` with postings in `[start, end]`.
+    pub(crate) fn matched(
+        &self,
+        tenant: &str,
+        sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+    ) -> Result<Matched, StorageError> {
+        let days = self.days_in(start, end);
+        let index = self.index();
+        let mut by_id: BTreeMap<u64, Option<Vec<i32>>> = BTreeMap::new();
+        if days.len() <= self.cfg.max_index_days {
+            for &day in &days {
+                let prefix = Scope::Day(tenant, day).prefix();
+                for set in sets {
+                    for id in index.candidates(&prefix, set)? {
+                        let d = by_id.entry(id).or_insert_with(|| Some(Vec::new()));
+                        if let Some(d) = d.as_mut().filter(|d| d.last() != Some(&day)) {
+                            d.push(day);
+                        }
+                    }
+                }
+            }
+        } else {
+            let prefix = Scope::Global(tenant).prefix();
+            for set in sets {
+                for id in index.candidates(&prefix, set)? {
+                    by_id.insert(id, None);
+                }
+            }
+        }
+        let mut series = Vec::with_capacity(by_id.len());
+        for (id, d) in by_id {
+            let entry = self.entry(id)?;
+            if entry.tenant != tenant {
+                continue;
+            }
+            if sets.iter().any(|set| set.iter().all(|m| m.matches_labels(&entry.labels))) {
+                series.push((id, entry, d));
+            }
+        }
+        Ok(Matched { series, days })
+    }
+
+    /// Samples of series `id` in `[start, end]` on `days`: chunks merged with head samples
+    /// (head wins on equal timestamps), time-ordered, one per timestamp, deduplicated to the
+    /// configured interval.
+    pub(crate) fn samples(
+        &self,
+        snap: &Snapshot<'_>,
+        id: u64,
+        entry: &SeriesEntry,
+        days: &[i32],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Sample>, StorageError> {
+        let mut out = Vec::new();
+        for &day in days {
+            let lo = start.max(keys::day_start(day));
+            let hi = end.min(keys::day_end(day));
+            if lo > hi {
+                continue;
+            }
+            let chunked = self.chunk_samples(snap, id, entry, day, lo, hi)?;
+            let head = self.head_samples(snap, id, entry, day, lo, hi)?;
+            merge_into(&mut out, chunked, head);
+        }
+        if let Some(interval) = self.cfg.dedup_interval {
+            dedup(&mut out, interval.as_millis() as i64);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn head_samples(
+        &self,
+        snap: &Snapshot<'_>,
+        id: u64,
+        entry: &SeriesEntry,
+        day: i32,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<Sample>, StorageError> {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(snap);
+        ro.set_prefix_same_as_start(true);
+        if let Some(end) = keys::prefix_end(&keys::data_key(day, id, hi)) {
+            ro.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_HEAD), ro);
+        it.seek(keys::data_key(day, id, lo));
+        let mut out = Vec::new();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let Some((_, kid, ts)) = keys::parse_data_key(k) else {
+                return Err(StorageError::corrupt(entry.display(), k, "bad head key"));
+            };
+            if kid != id || ts > hi {
+                break;
+            }
+            let bits: [u8; 8] = v.try_into().map_err(|_| {
+                StorageError::corrupt(
+                    entry.display(),
+                    k,
+                    format!("head value is {} bytes, not 8", v.len()),
+                )
+            })?;
+            out.push(Sample { timestamp_ms: ts, value: f64::from_bits(u64::from_be_bytes(bits)) });
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Samples in `[lo, hi]` from the chunks of one series-day. Chunk keys carry the chunk's
+    /// last timestamp, so the first chunk that can overlap is one seek away.
+    pub(crate) fn chunk_samples(
+        &self,
+        snap: &Snapshot<'_>,
+        id: u64,
+        entry: &SeriesEntry,
+        day: i32,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<Sample>, StorageError> {
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(snap);
+        ro.set_prefix_same_as_start(true);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_CHUNKS), ro);
+        it.seek(keys::data_key(day, id, lo));
+        let mut out = Vec::new();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let Some((kday, kid, _last)) = keys::parse_data_key(k) else {
+                return Err(StorageError::corrupt(entry.display(), k, "bad chunk key"));
+            };
+            if kid != id || kday != day {
+                break;
+            }
+            let chunk = codec::decode(v)
+                .map_err(|e| StorageError::corrupt(entry.display(), k, e.to_string()))?;
+            if chunk.first().is_some_and(|s| s.timestamp_ms > hi) {
+                break;
+            }
+            out.extend(chunk.into_iter().filter(|s| s.timestamp_ms >= lo && s.timestamp_ms <= hi));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Series matching the request's matchers with their samples in `[start_ms, end_ms]`,
+    /// sorted by labels; series without samples in the range are left out.
+    pub fn select(&self, req: &SelectRequest) -> Result<Vec<Series>, StorageError> {
+        let started = Instant::now();
+        self.metrics.select_requests.inc();
+        let result = self.select_inner(req);
+        self.metrics.select_seconds.observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.metrics.error("select");
+        }
+        result
+    }
+
+    fn select_inner(&self, req: &SelectRequest) -> Result<Vec<Series>, StorageError> {
+        let matchers = compile(&req.matchers)?;
+        let max_series = effective_limit(req.max_series, self.cfg.max_series_per_select);
+        let max_samples = effective_limit(req.max_samples, self.cfg.max_samples_per_select);
+        let matched = self.matched(&req.tenant, &[matchers], req.start_ms, req.end_ms)?;
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        let snap = self.db.snapshot();
+        for (id, entry, days) in &matched.series {
+            let days = days.as_deref().unwrap_or(&matched.days);
+            let samples = self.samples(&snap, *id, entry, days, req.start_ms, req.end_ms)?;
+            if samples.is_empty() {
+                continue;
+            }
+            if out.len() == max_series {
+                return Err(StorageError::LimitExceeded {
+                    what: format!("select matched more than {max_series} series"),
+                    limit_name: "max_series_per_select",
+                    limit: max_series,
+                });
+            }
+            total += samples.len();
+            if total > max_samples {
+                return Err(StorageError::LimitExceeded {
+                    what: format!("select read more than {max_samples} samples"),
+                    limit_name: "max_samples_per_select",
+                    limit: max_samples,
+                });
+            }
+            out.push(Series { labels: entry.labels.clone(), samples });
+        }
+        out.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+        Ok(out)
+    }
+
+    /// Label names of the series matching any matcher set (all series when none), sorted.
+    pub fn label_names(&self, req: &LabelNamesRequest) -> Result<Vec<String>, StorageError> {
+        let result = self.label_names_inner(req);
+        if result.is_err() {
+            self.metrics.error("label_names");
+        }
+        result
+    }
+
+    fn label_names_inner(&self, req: &LabelNamesRequest) -> Result<Vec<String>, StorageError> {
+        let (start, end) = label_range(req.start_ms, req.end_ms);
+        let mut names = BTreeSet::new();
+        if req.matchers.is_empty() {
+            let index = self.index();
+            for prefix in self.scopes(&req.tenant, start, end) {
+                names.extend(index.names(&prefix)?);
+            }
+        } else {
+            let sets = compile_sets(&req.matchers)?;
+            for (_, entry, _) in self.matched(&req.tenant, &sets, start, end)?.series {
+                names.extend(entry.labels.iter().map(|l| l.name.clone()));
+            }
+        }
+        Ok(limit(names, req.limit))
+    }
+
+    /// Values of one label over the series matching any matcher set, sorted.
+    pub fn label_values(&self, req: &LabelValuesRequest) -> Result<Vec<String>, StorageError> {
+        let result = self.label_values_inner(req);
+        if result.is_err() {
+            self.metrics.error("label_values");
+        }
+        result
+    }
+
+    fn label_values_inner(&self, req: &LabelValuesRequest) -> Result<Vec<String>, StorageError> {
+        let (start, end) = label_range(req.start_ms, req.end_ms);
+        let mut values = BTreeSet::new();
+        if req.name.is_empty() {
+            return Err(StorageError::InvalidArgument("label name must not be empty".into()));
+        }
+        if req.matchers.is_empty() {
+            let index = self.index();
+            for prefix in self.scopes(&req.tenant, start, end) {
+                values.extend(index.values(&prefix, &req.name)?);
+            }
+        } else {
+            let sets = compile_sets(&req.matchers)?;
+            for (_, entry, _) in self.matched(&req.tenant, &sets, start, end)?.series {
+                if let Ok(i) = entry.labels.binary_search_by(|l| l.name.as_str().cmp(&req.name)) {
+                    values.insert(entry.labels[i].value.clone());
+                }
+            }
+        }
+        Ok(limit(values, req.limit))
+    }
+
+    /// Label sets of the series matching any matcher set, sorted. Without a request limit,
+    /// more than `max_series_per_select` series is an error.
+    pub fn series(&self, req: &SeriesRequest) -> Result<Vec<Series>, StorageError> {
+        let result = self.series_inner(req);
+        if result.is_err() {
+            self.metrics.error("series");
+        }
+        result
+    }
+
+    fn series_inner(&self, req: &SeriesRequest) -> Result<Vec<Series>, StorageError> {
+        let (start, end) = label_range(req.start_ms, req.end_ms);
+        let sets = compile_sets(&req.matchers)?;
+        let matched = self.matched(&req.tenant, &sets, start, end)?;
+        let max = self.cfg.max_series_per_select;
+        if req.limit == 0 && matched.series.len() > max {
+            return Err(StorageError::LimitExceeded {
+                what: format!("series request matched {} series", matched.series.len()),
+                limit_name: "max_series_per_select",
+                limit: max,
+            });
+        }
+        let mut out: Vec<Series> = matched
+            .series
+            .into_iter()
+            .map(|(_, e, _)| Series { labels: e.labels.clone(), samples: Vec::new() })
+            .collect();
+        out.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+        if req.limit > 0 {
+            out.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
+        }
+        Ok(out)
+    }
+
+    /// Posting prefixes covering `[start, end]`: one per day with data, or the global one.
+    fn scopes(&self, tenant: &str, start: i64, end: i64) -> Vec<Vec<u8>> {
+        let days = self.days_in(start, end);
+        if days.len() <= self.cfg.max_index_days {
+            days.into_iter().map(|d| Scope::Day(tenant, d).prefix()).collect()
+        } else {
+            vec![Scope::Global(tenant).prefix()]
+        }
+    }
+}
+
+fn limit(set: BTreeSet<String>, limit: u64) -> Vec<String> {
+    let n = usize::try_from(limit).unwrap_or(usize::MAX);
+    if n == 0 { set.into_iter().collect() } else { set.into_iter().take(n).collect() }
+}
+
+/// Appends the merge of two time-ordered runs to `out`; on equal timestamps `newer` wins.
+pub(crate) fn merge_into(out: &mut Vec<Sample>, older: Vec<Sample>, newer: Vec<Sample>) {
+    if newer.is_empty() {
+        out.extend(older);
+        return;
+    }
+    if older.is_empty() {
+        out.extend(newer);
+        return;
+    }
+    out.reserve(older.len() + newer.len());
+    let mut a = older.into_iter().peekable();
+    let mut b = newer.into_iter().peekable();
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => {
+                if x.timestamp_ms < y.timestamp_ms {
+                    out.extend(a.next());
+                } else {
+                    if x.timestamp_ms == y.timestamp_ms {
+                        a.next();
+                    }
+                    out.extend(b.next());
+                }
+            }
+            (Some(_), None) => out.extend(a.by_ref()),
+            (None, Some(_)) => out.extend(b.by_ref()),
+            (None, None) => break,
+        }
+    }
+}
+
+/// Keeps the last sample of each `interval`-long window (aligned to the epoch).
+pub(crate) fn dedup(samples: &mut Vec<Sample>, interval: i64) {
+    if interval <= 1 || samples.len() < 2 {
+        return;
+    }
+    let bucket = |t: i64| t.div_euclid(interval);
+    let mut keep = 0;
+    for i in 0..samples.len() {
+        let last_of_bucket = samples
+            .get(i + 1)
+            .is_none_or(|next| bucket(next.timestamp_ms) != bucket(samples[i].timestamp_ms));
+        if last_of_bucket {
+            samples[keep] = samples[i];
+            keep += 1;
+        }
+    }
+    samples.truncate(keep);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t: i64, v: f64) -> Sample {
+        Sample { timestamp_ms: t, value: v }
+    }
+
+    #[test]
+    fn merge_prefers_newer_on_equal_timestamps() {
+        let mut out = Vec::new();
+        merge_into(
+            &mut out,
+            vec![s(1, 1.0), s(3, 3.0), s(5, 5.0)],
+            vec![s(2, 20.0), s(3, 30.0), s(6, 60.0)],
+        );
+        let got: Vec<_> = out.iter().map(|x| (x.timestamp_ms, x.value)).collect();
+        assert_eq!(got, vec![(1, 1.0), (2, 20.0), (3, 30.0), (5, 5.0), (6, 60.0)]);
+    }
+
+    #[test]
+    fn dedup_keeps_last_per_interval() {
+        let mut v = vec![s(-1, 0.0), s(0, 1.0), s(9, 2.0), s(10, 3.0), s(25, 4.0), s(29, 5.0)];
+        dedup(&mut v, 10);
+        let ts: Vec<_> = v.iter().map(|x| x.timestamp_ms).collect();
+        assert_eq!(ts, vec![-1, 9, 10, 29]);
+    }
+
+    #[test]
+    fn limits_combine() {
+        assert_eq!(effective_limit(0, 10), 10);
+        assert_eq!(effective_limit(5, 10), 5);
+        assert_eq!(effective_limit(50, 10), 10);
+    }
+}

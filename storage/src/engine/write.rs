@@ -1,0 +1,230 @@
+//! The write path: validate, resolve series ids (creating series and their postings), append
+//! samples to the head, commit everything in one WAL-backed `WriteBatch`.
+
+use super::options::{CF_HEAD, CF_INDEX, CF_SERIES};
+use super::{Storage, lock, read, write};
+use crate::error::StorageError;
+use crate::index::postings_of;
+use crate::keys::{self, Scope};
+use crate::series::{self, SeriesEntry};
+use basin_proto::storage::{Label, WriteRequest, WriteResponse};
+use rocksdb::{WriteBatch, WriteOptions};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Per-day posting sets older than this many days before the newest are forgotten (their
+/// postings are simply rewritten, idempotently, if such old samples arrive again).
+const DAY_POSTINGS_KEPT: i32 = 2;
+
+/// Checks that a label set is non-empty, with non-empty names, strictly sorted by name.
+fn validate(i: usize, labels: &[Label]) -> Result<(), StorageError> {
+    if labels.is_empty() {
+        return Err(StorageError::InvalidArgument(format!("series #{i} has no labels")));
+    }
+    for (j, l) in labels.iter().enumerate() {
+        if l.name.is_empty() {
+            return Err(StorageError::InvalidArgument(format!(
+                "series {}: empty label name",
+                basin_proto::labels::display(labels)
+            )));
+        }
+        if j > 0 && labels[j - 1].name >= l.name {
+            let why = if labels[j - 1].name == l.name { "duplicate" } else { "unsorted" };
+            return Err(StorageError::InvalidArgument(format!(
+                "series {}: {why} label name {:?} (labels must be sorted by name, names unique)",
+                basin_proto::labels::display(labels),
+                l.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Storage {
+    /// Stores a request's samples durably; `Ok` means they are in the write-ahead log.
+    /// Labels must be sorted by name with unique names, else nothing is written.
+    pub fn write(&self, req: &WriteRequest) -> Result<WriteResponse, StorageError> {
+        let result = self.write_inner(req);
+        if result.is_err() {
+            self.metrics.error("write");
+        }
+        result
+    }
+
+    fn write_inner(&self, req: &WriteRequest) -> Result<WriteResponse, StorageError> {
+        for (i, s) in req.series.iter().enumerate() {
+            validate(i, &s.labels)?;
+        }
+        let tenant = req.tenant.as_str();
+        let encoded: Vec<Vec<u8>> =
+            req.series.iter().map(|s| series::encode(tenant, &s.labels)).collect();
+        let _head = read(&self.head_lock);
+
+        let mut ids: Vec<Option<u64>> = {
+            let cache = read(&self.series);
+            encoded.iter().map(|k| cache.id(k)).collect()
+        };
+        let mut batch = WriteBatch::default();
+        let mut created: Vec<(u64, usize)> = Vec::new();
+        let mut found: Vec<(u64, usize)> = Vec::new();
+        // New series: hold `create` until committed and cached (see `Storage::create`).
+        let _create = if ids.iter().any(Option::is_none) {
+            let guard = lock(&self.create);
+            self.assign_ids(req, &encoded, &mut ids, &mut batch, &mut created, &mut found)?;
+            Some(guard)
+        } else {
+            None
+        };
+
+        let head = self.cf(CF_HEAD);
+        let index = self.cf(CF_INDEX);
+        let mut new_day_postings: Vec<(i32, u64)> = Vec::new();
+        let mut head_added: Vec<((i32, u64), usize)> = Vec::new();
+        let mut samples = 0u64;
+        {
+            let seen = lock(&self.day_postings);
+            let mut batch_days: HashSet<(i32, u64)> = HashSet::new();
+            for (s, id) in req.series.iter().zip(&ids) {
+                let Some(id) = *id else { continue };
+                for sample in &s.samples {
+                    let day = keys::day_of(sample.timestamp_ms);
+                    batch.put_cf(
+                        head,
+                        keys::data_key(day, id, sample.timestamp_ms),
+                        sample.value.to_bits().to_be_bytes(),
+                    );
+                    samples += 1;
+                    match head_added.last_mut() {
+                        Some((k, n)) if *k == (day, id) => *n += 1,
+                        _ => head_added.push(((day, id), 1)),
+                    }
+                    let known = seen.get(&day).is_some_and(|ids| ids.contains(&id));
+                    if !known && batch_days.insert((day, id)) {
+                        for k in postings_of(&Scope::Day(tenant, day), &s.labels, id) {
+                            batch.put_cf(index, k, b"");
+                        }
+                        new_day_postings.push((day, id));
+                    }
+                }
+            }
+        }
+
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.cfg.sync_writes);
+        self.db.write_opt(batch, &wo)?;
+
+        // Committed: publish to the caches.
+        if !created.is_empty() || !found.is_empty() {
+            let mut cache = write(&self.series);
+            for &(id, i) in created.iter().chain(&found) {
+                let entry = SeriesEntry {
+                    tenant: tenant.to_string(),
+                    labels: req.series[i].labels.clone(),
+                };
+                cache.insert(id, encoded[i].clone(), Arc::new(entry));
+            }
+        }
+        if !new_day_postings.is_empty() {
+            let mut seen = lock(&self.day_postings);
+            let mut days = write(&self.days);
+            for &(day, id) in &new_day_postings {
+                seen.entry(day).or_default().insert(id);
+                days.insert(day);
+            }
+            if let Some(&newest) = seen.keys().max() {
+                seen.retain(|&d, _| d >= newest.saturating_sub(DAY_POSTINGS_KEPT));
+            }
+        }
+        {
+            let mut counts = lock(&self.head_counts);
+            for (k, n) in head_added {
+                *counts.entry(k).or_default() += n;
+            }
+        }
+        self.metrics.samples_written.inc_by(samples);
+        self.metrics.series_created.inc_by(created.len() as u64);
+        self.metrics.series.inc_by(created.len() as i64);
+        Ok(WriteResponse { samples_written: samples, series_created: created.len() as u64 })
+    }
+
+    /// Resolves the ids missing from the cache: an existing series found on disk, or a new
+    /// id (the hash, or the next free one after collisions) whose series entry and global
+    /// postings are added to `batch`. Caller holds `create`.
+    fn assign_ids(
+        &self,
+        req: &WriteRequest,
+        encoded: &[Vec<u8>],
+        ids: &mut [Option<u64>],
+        batch: &mut WriteBatch,
+        created: &mut Vec<(u64, usize)>,
+        found: &mut Vec<(u64, usize)>,
+    ) -> Result<(), StorageError> {
+        let tenant = req.tenant.as_str();
+        let series_cf = self.cf(CF_SERIES);
+        let index = self.cf(CF_INDEX);
+        // Ids taken by this request, and the series each belongs to.
+        let mut in_request: HashMap<u64, usize> = HashMap::new();
+        for i in 0..encoded.len() {
+            if ids[i].is_some() {
+                continue;
+            }
+            // Another writer may have created it while we waited for `create`.
+            if let Some(id) = read(&self.series).id(&encoded[i]) {
+                ids[i] = Some(id);
+                continue;
+            }
+            let labels = &req.series[i].labels;
+            let mut id = (self.cfg.series_hasher)(tenant, labels);
+            loop {
+                if let Some(&j) = in_request.get(&id) {
+                    if encoded[j] == encoded[i] {
+                        break;
+                    }
+                } else {
+                    match self.db.get_pinned_cf(series_cf, id.to_be_bytes())? {
+                        None => {
+                            batch.put_cf(series_cf, id.to_be_bytes(), &encoded[i]);
+                            for k in postings_of(&Scope::Global(tenant), labels, id) {
+                                batch.put_cf(index, k, b"");
+                            }
+                            created.push((id, i));
+                            in_request.insert(id, i);
+                            break;
+                        }
+                        Some(v) if v.as_ref() == encoded[i].as_slice() => {
+                            found.push((id, i));
+                            in_request.insert(id, i);
+                            break;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                tracing::debug!(id, series = %basin_proto::labels::display(labels), "series id collision, probing next id");
+                self.metrics.id_collisions.inc();
+                id = id.wrapping_add(1);
+            }
+            ids[i] = Some(id);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(n: &str, v: &str) -> Label {
+        Label { name: n.into(), value: v.into() }
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        assert!(validate(0, &[l("__name__", "up"), l("a", "1")]).is_ok());
+        let e = validate(0, &[l("b", "1"), l("a", "1")]).unwrap_err().to_string();
+        assert!(e.contains("unsorted label name \"a\""), "{e}");
+        let e = validate(0, &[l("a", "1"), l("a", "2")]).unwrap_err().to_string();
+        assert!(e.contains("duplicate"), "{e}");
+        assert!(validate(3, &[]).unwrap_err().to_string().contains("#3"));
+        assert!(validate(0, &[l("", "1")]).is_err());
+    }
+}

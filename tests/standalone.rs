@@ -1,0 +1,249 @@
+//! End-to-end tests of `basin standalone`: remote_write in, Prometheus HTTP API out, durability
+//! across `kill -9`, bad input rejected with nothing stored, graceful shutdown.
+
+mod common;
+
+use common::remote::{body, post, series, write};
+use common::{Basin, assert_close, get_json, labels, matrix, vector};
+
+/// 2023-11-14T22:13:20Z, a round time in seconds.
+const T0: i64 = 1_700_000_000;
+
+fn counter_series(job: &str, instance: &str, per_step: f64) -> common::remote::TimeSeries {
+    // One sample every 15 s for 10 minutes, increasing by `per_step` each time.
+    let samples: Vec<(i64, f64)> =
+        (0..=40).map(|i| ((T0 + i * 15) * 1000, i as f64 * per_step)).collect();
+    series(&[("__name__", "http_requests_total"), ("job", job), ("instance", instance)], &samples)
+}
+
+#[test]
+fn remote_write_round_trip_instant_range_and_aggregation() {
+    let dir = tempfile::tempdir().unwrap();
+    let basin = Basin::standalone(dir.path(), &[]);
+    write(
+        &basin.url,
+        vec![
+            counter_series("api", "a:1", 3.0),
+            counter_series("api", "b:1", 6.0),
+            counter_series("db", "c:1", 1.5),
+            series(&[("__name__", "temperature"), ("room", "kitchen")], &[(T0 * 1000, 21.5)]),
+        ],
+    );
+
+    // Instant selector: the latest sample at or before t within the 5m lookback.
+    let t = (T0 + 100) as f64; // latest sample at T0+90 = step 6
+    let got = vector(&basin.query(r#"http_requests_total{instance=~"a.*"}"#, t));
+    let want = labels(&[("__name__", "http_requests_total"), ("instance", "a:1"), ("job", "api")]);
+    assert_eq!(got, vec![(want, 18.0)]);
+
+    // The gauge written once is visible for 5 minutes after, then gone (lookback).
+    assert_eq!(vector(&basin.query("temperature", (T0 + 299) as f64)).len(), 1);
+    assert!(vector(&basin.query("temperature", (T0 + 301) as f64)).is_empty());
+
+    // All four matcher types.
+    let n = |q: &str| vector(&basin.query(q, t)).len();
+    assert_eq!(n(r#"http_requests_total{job="api"}"#), 2);
+    assert_eq!(n(r#"http_requests_total{job!="api"}"#), 1);
+    assert_eq!(n(r#"http_requests_total{instance=~"(a|c):1"}"#), 2);
+    assert_eq!(n(r#"http_requests_total{instance!~"a.*"}"#), 2);
+
+    // rate over a 1m window at T0+300 sees the samples at +255,+270,+285,+300 (left-open):
+    // increase 3*per_step over 45 s. The first sample is 15 s from the window start, under
+    // 1.1 x the average spacing (16.5 s), so Prometheus extrapolates all the way to the start;
+    // the last sample sits on the end: rate = 3*per_step * (45+15)/45 / 60 = per_step / 15.
+    let at = (T0 + 300) as f64;
+    let expect = |per_step: f64| 3.0 * per_step * (60.0 / 45.0) / 60.0;
+    let got = vector(&basin.query("sum by (job) (rate(http_requests_total[1m]))", at));
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, labels(&[("job", "api")]));
+    assert_close(got[0].1, expect(3.0) + expect(6.0), "rate sum api");
+    assert_eq!(got[1].0, labels(&[("job", "db")]));
+    assert_close(got[1].1, expect(1.5), "rate sum db");
+
+    // Aggregations and arithmetic with scalars, by value at T0+90 (step 6).
+    let v = |q: &str| vector(&basin.query(q, t))[0].1;
+    assert_close(v("sum(http_requests_total)"), 6.0 * (3.0 + 6.0 + 1.5), "sum");
+    assert_close(v("avg(http_requests_total)"), 6.0 * 10.5 / 3.0, "avg");
+    assert_close(v("max(http_requests_total)"), 36.0, "max");
+    assert_close(v("min(http_requests_total)"), 9.0, "min");
+    assert_close(v("count(http_requests_total)"), 3.0, "count");
+    assert_close(
+        v(r#"sum without (instance) (http_requests_total{job="db"}) * 2 + 1"#),
+        19.0,
+        "arith",
+    );
+    assert_close(v(r#"http_requests_total{instance="b:1"} offset 30s"#), 24.0, "offset");
+
+    // Range query: step 60 s from T0 to T0+240, values at each step.
+    let got = matrix(&basin.query_range(
+        r#"http_requests_total{instance="a:1"}"#,
+        T0 as f64,
+        (T0 + 240) as f64,
+        60.0,
+    ));
+    assert_eq!(got.len(), 1);
+    let points: Vec<(f64, f64)> =
+        (0..=4).map(|i| ((T0 + i * 60) as f64, i as f64 * 12.0)).collect();
+    assert_eq!(got[0].1, points);
+}
+
+#[test]
+fn bad_input_is_rejected_with_400_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let basin = Basin::standalone(dir.path(), &[]);
+    let good = || series(&[("__name__", "good_metric")], &[(T0 * 1000, 1.0)]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("bad snappy", b"definitely not snappy".to_vec(), "snappy"),
+        (
+            "bad protobuf",
+            snap::raw::Encoder::new().compress_vec(&[0x0a, 0xff, 0xff, 0xff, 0x0f]).unwrap(),
+            "protobuf",
+        ),
+        (
+            "empty label name",
+            body(vec![good(), series(&[("__name__", "m"), ("", "x")], &[(T0 * 1000, 1.0)])]),
+            "empty label name",
+        ),
+        (
+            "duplicate label",
+            body(vec![good(), series(&[("__name__", "m"), ("a", "1"), ("a", "2")], &[(1, 1.0)])]),
+            "duplicate label name",
+        ),
+        (
+            "invalid metric name",
+            body(vec![good(), series(&[("__name__", "0bad")], &[(T0 * 1000, 1.0)])]),
+            "invalid metric name",
+        ),
+    ];
+    for (what, b, reason) in cases {
+        let (code, text) = post(&basin.url, b, None);
+        assert_eq!(code, 400, "{what}: {text}");
+        assert!(text.contains(reason), "{what}: message {text:?} should mention {reason:?}");
+    }
+    let ans = get_json(&basin.url, "/api/v1/series", &[("match[]", "{__name__=~\".+\"}")]);
+    assert_eq!(ans["status"], "success");
+    assert_eq!(ans["data"].as_array().unwrap().len(), 0, "nothing may be stored: {ans}");
+
+    // Unsorted labels are fine: they are sorted.
+    write(
+        &basin.url,
+        vec![series(&[("z", "1"), ("__name__", "m"), ("a", "2")], &[(T0 * 1000, 1.0)])],
+    );
+    let got = vector(&basin.query("m", T0 as f64));
+    assert_eq!(got[0].0, labels(&[("__name__", "m"), ("a", "2"), ("z", "1")]));
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut basin = Basin::standalone(dir.path(), &[]);
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    for batch in 0..20i64 {
+        let samples: Vec<(i64, f64)> =
+            (0..50).map(|i| ((T0 + batch * 50 + i) * 1000, (batch * 50 + i) as f64)).collect();
+        write(&basin.url, vec![series(&[("__name__", "durable"), ("k", "v")], &samples)]);
+    }
+    write(
+        &basin.url,
+        vec![series(&[("__name__", "durable"), ("k", "v")], &[((T0 + 1000) * 1000, stale)])],
+    );
+    basin.kill9();
+    basin.restart();
+    let got = matrix(&get_json(
+        &basin.url,
+        "/api/v1/query",
+        &[("query", "durable[1001s]"), ("time", &(T0 + 1000).to_string())],
+    ));
+    // Range vectors drop the stale marker: the 1000 values written before it remain.
+    assert_eq!(got.len(), 1);
+    let values: Vec<f64> = got[0].1.iter().map(|p| p.1).collect();
+    assert_eq!(values, (0..1000).map(|i| i as f64).collect::<Vec<_>>());
+    // The marker itself ends the series for instant selectors.
+    assert!(vector(&basin.query("durable", (T0 + 1001) as f64)).is_empty());
+    assert_eq!(vector(&basin.query("durable", (T0 + 999) as f64))[0].1, 999.0);
+}
+
+#[test]
+fn label_apis_series_and_buildinfo() {
+    let dir = tempfile::tempdir().unwrap();
+    let basin = Basin::standalone(dir.path(), &[]);
+    write(
+        &basin.url,
+        vec![
+            series(&[("__name__", "up"), ("job", "node"), ("instance", "a")], &[(T0 * 1000, 1.0)]),
+            series(&[("__name__", "up"), ("job", "api"), ("instance", "b")], &[(T0 * 1000, 0.0)]),
+            series(&[("__name__", "load1"), ("host", "h1")], &[(T0 * 1000, 0.5)]),
+        ],
+    );
+    let range = [("start", (T0 - 60).to_string()), ("end", (T0 + 60).to_string())];
+    let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> =
+            range.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        p.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        p
+    };
+    let q = |path: &str, extra: &[(&str, &str)]| {
+        let p = with(extra);
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        get_json(&basin.url, path, &p)
+    };
+    let names = q("/api/v1/labels", &[]);
+    assert_eq!(names["data"], serde_json::json!(["__name__", "host", "instance", "job"]));
+    let names = q("/api/v1/labels", &[("match[]", "up")]);
+    assert_eq!(names["data"], serde_json::json!(["__name__", "instance", "job"]));
+    let values = q("/api/v1/label/job/values", &[]);
+    assert_eq!(values["data"], serde_json::json!(["api", "node"]));
+    let values = q("/api/v1/label/__name__/values", &[]);
+    assert_eq!(values["data"], serde_json::json!(["load1", "up"]));
+    let s = q("/api/v1/series", &[("match[]", "up{job=\"api\"}")]);
+    assert_eq!(s["data"], serde_json::json!([{"__name__": "up", "instance": "b", "job": "api"}]));
+    let s = q("/api/v1/series", &[]);
+    assert_eq!(s["status"], "error");
+    assert_eq!(s["errorType"], "bad_data");
+
+    // Form-encoded POST works like GET.
+    let ans: serde_json::Value = common::http()
+        .post(format!("{}/api/v1/query", basin.url))
+        .form(&[("query", "sum(up)"), ("time", &T0.to_string())])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(vector(&ans)[0].1, 1.0);
+
+    let bi = get_json(&basin.url, "/api/v1/status/buildinfo", &[]);
+    assert_eq!(bi["status"], "success");
+    assert_eq!(bi["data"]["version"], env!("CARGO_PKG_VERSION"));
+
+    // A bad query is a 400 bad_data with the parser's message.
+    let resp = common::http()
+        .get(format!("{}/api/v1/query", basin.url))
+        .query(&[("query", "sum(")])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["errorType"], "bad_data");
+}
+
+#[test]
+fn metrics_health_and_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut basin = Basin::standalone(dir.path(), &[]);
+    let samples: Vec<(i64, f64)> = (0..7).map(|i| ((T0 + i) * 1000, i as f64)).collect();
+    write(&basin.url, vec![series(&[("__name__", "m1")], &samples)]);
+    let _ = basin.query("m1", T0 as f64);
+    let health = common::http().get(format!("{}/health", basin.url)).send().unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let metrics = basin.metrics();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("basin_ingest_samples_ingested_total"))
+        .unwrap_or_else(|| panic!("no samples metric in:\n{metrics}"));
+    assert!(line.ends_with(" 7"), "{line}");
+    assert!(metrics.contains("basin_http_requests_total{role=\"standalone\",handler=\"/api/v1/write\",code=\"204\"} 1"), "{metrics}");
+    assert!(basin.terminate(), "SIGTERM must shut down cleanly with exit code 0");
+    // Data written before the shutdown is there after a restart.
+    basin.restart();
+    assert_eq!(vector(&basin.query("m1", (T0 + 6) as f64))[0].1, 6.0);
+}
