@@ -32,15 +32,12 @@ fn main() -> ExitCode {
         let code = basin_query::promqltest::run_cli(&argv);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    if let Command::Alerter(a) = &command {
-        if let Some(files) = &a.check {
-            let files = if files.is_empty() {
-                a.rule_files.clone().unwrap_or_default()
-            } else {
-                files.clone()
-            };
-            return check_rules(&files);
-        }
+    if let Command::Alerter(a) = &command
+        && let Some(files) = &a.check
+    {
+        let files =
+            if files.is_empty() { a.rule_files.clone().unwrap_or_default() } else { files.clone() };
+        return check_rules(&files);
     }
     let (role, overrides) = overrides_of(&command);
     let settings = match settings::load(&overrides) {

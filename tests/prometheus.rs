@@ -53,9 +53,8 @@ fn prometheus_remote_write_lands_and_rate_matches_prometheus() {
     // Every sample of the scrape job in the window, over all series: remote_write shards send
     // series independently, so one series being complete says nothing about the others.
     const RAW: &str = r#"{job="prometheus"}[1m]"#;
-    let points = |answer: &serde_json::Value| -> usize {
-        matrix(answer).iter().map(|(_, p)| p.len()).sum()
-    };
+    let points =
+        |answer: &serde_json::Value| -> usize { matrix(answer).iter().map(|(_, p)| p.len()).sum() };
     let want_points = points(&at_t(&prom.url, RAW));
     let want = vector(&at_t(&prom.url, QUERY));
     assert_eq!(want.len(), 1, "{want:?}");

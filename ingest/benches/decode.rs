@@ -48,7 +48,7 @@ fn request(replica_label: bool) -> Vec<u8> {
 
 fn decode_benches(c: &mut Criterion) {
     let limits = DecodeLimits::default();
-    let drop = vec!["prometheus_replica".to_string()];
+    let drop = ["prometheus_replica".to_string()];
     let mut g = c.benchmark_group("remote_write_decode");
     g.throughput(Throughput::Elements(SERIES as u64));
     for (name, body, drop) in

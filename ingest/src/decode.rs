@@ -124,7 +124,7 @@ fn decode_raw_prost(
         let mut labels: Vec<Label> = ts
             .labels
             .into_iter()
-            .filter(|l| !drop_labels.iter().any(|d| *d == l.name))
+            .filter(|l| !drop_labels.contains(&l.name))
             .map(|l| Label { name: l.name, value: l.value })
             .collect();
         if let Err(error) = labels::normalize(&mut labels, &limits.labels) {

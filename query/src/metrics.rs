@@ -86,21 +86,13 @@ impl QueryMetrics {
 
     /// Records one finished API request.
     pub fn observe_request(&self, endpoint: &'static str, code: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&EndpointCodeLabels { endpoint, code })
-            .inc();
-        self.duration
-            .get_or_create(&EndpointLabels { endpoint })
-            .observe(seconds);
+        self.requests.get_or_create(&EndpointCodeLabels { endpoint, code }).inc();
+        self.duration.get_or_create(&EndpointLabels { endpoint }).observe(seconds);
     }
 
     /// Records one failed storage-node call.
     pub fn node_error(&self, node: &str) {
-        self.node_errors
-            .get_or_create(&NodeLabels {
-                node: node.to_string(),
-            })
-            .inc();
+        self.node_errors.get_or_create(&NodeLabels { node: node.to_string() }).inc();
     }
 }
 

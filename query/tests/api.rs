@@ -101,19 +101,14 @@ impl MemNode {
             .map(|(_, s)| s)
             .filter(|s| {
                 compiled.is_empty()
-                    || compiled
-                        .iter()
-                        .any(|set| set.iter().all(|m| m.matches_labels(&s.labels)))
+                    || compiled.iter().any(|set| set.iter().all(|m| m.matches_labels(&s.labels)))
             })
             .collect()
     }
 }
 
 fn label(name: &str, value: &str) -> Label {
-    Label {
-        name: name.into(),
-        value: value.into(),
-    }
+    Label { name: name.into(), value: value.into() }
 }
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> WireSeries {
@@ -121,13 +116,7 @@ fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> WireSeries {
     labels.sort_by(|a, b| a.name.cmp(&b.name));
     WireSeries {
         labels,
-        samples: samples
-            .iter()
-            .map(|&(t, v)| WireSample {
-                timestamp_ms: t,
-                value: v,
-            })
-            .collect(),
+        samples: samples.iter().map(|&(t, v)| WireSample { timestamp_ms: t, value: v }).collect(),
     }
 }
 
@@ -150,9 +139,7 @@ impl StorageNode for MemNode {
 
     async fn select(&self, req: SelectRequest) -> Result<Vec<WireSeries>, Status> {
         self.enter().await?;
-        let set = [MatcherSet {
-            matchers: req.matchers.clone(),
-        }];
+        let set = [MatcherSet { matchers: req.matchers.clone() }];
         Ok(self
             .matching(&req.tenant, &set)
             .into_iter()
@@ -186,12 +173,7 @@ impl StorageNode for MemNode {
         let mut values: Vec<String> = self
             .matching(&req.tenant, &req.matchers)
             .into_iter()
-            .flat_map(|s| {
-                s.labels
-                    .iter()
-                    .filter(|l| l.name == req.name)
-                    .map(|l| l.value.clone())
-            })
+            .flat_map(|s| s.labels.iter().filter(|l| l.name == req.name).map(|l| l.value.clone()))
             .collect();
         values.sort();
         values.dedup();
@@ -203,10 +185,7 @@ impl StorageNode for MemNode {
         let out = self
             .matching(&req.tenant, &req.matchers)
             .into_iter()
-            .map(|s| WireSeries {
-                labels: s.labels.clone(),
-                samples: Vec::new(),
-            })
+            .map(|s| WireSeries { labels: s.labels.clone(), samples: Vec::new() })
             .collect();
         Ok(limited(out, req.limit))
     }
@@ -224,14 +203,8 @@ const LOOKBACK_MS: i64 = 300_000;
 struct SelectorEngine;
 
 fn wire_matchers(vs: &VectorSelector) -> Vec<basin_proto::storage::Matcher> {
-    let name = vs
-        .name
-        .as_ref()
-        .map(|n| PromMatcher::new(MatchOp::Equal, "__name__", n));
-    name.iter()
-        .chain(vs.matchers.matchers.iter())
-        .map(params::to_wire)
-        .collect()
+    let name = vs.name.as_ref().map(|n| PromMatcher::new(MatchOp::Equal, "__name__", n));
+    name.iter().chain(vs.matchers.matchers.iter()).map(params::to_wire).collect()
 }
 
 async fn eval_selector(
@@ -241,22 +214,14 @@ async fn eval_selector(
 ) -> Result<(Vec<Series>, Vec<String>), EvalError> {
     match vs.name.as_deref() {
         Some("exec_error") => {
-            return Err(EvalError::Execution(
-                "many-to-many matching not allowed".into(),
-            ));
+            return Err(EvalError::Execution("many-to-many matching not allowed".into()));
         }
         Some("slow") => tokio::time::sleep(Duration::from_secs(1)).await,
         _ => {}
     }
     let (first, last) = (times[0], times[times.len() - 1]);
-    let selected = src
-        .select(
-            &wire_matchers(vs),
-            first - LOOKBACK_MS,
-            last,
-            &SelectHints::default(),
-        )
-        .await?;
+    let selected =
+        src.select(&wire_matchers(vs), first - LOOKBACK_MS, last, &SelectHints::default()).await?;
     let mut out = Vec::new();
     for s in selected.series {
         let points: Vec<(i64, f64)> = times
@@ -270,10 +235,7 @@ async fn eval_selector(
             })
             .collect();
         if !points.is_empty() {
-            out.push(Series {
-                labels: s.labels,
-                points,
-            });
+            out.push(Series { labels: s.labels, points });
         }
     }
     Ok((out, selected.warnings))
@@ -295,24 +257,15 @@ impl QueryEngine for SelectorEngine {
                 let (series, warnings) = eval_selector(src, &vs, &[t]).await?;
                 let samples = series
                     .into_iter()
-                    .map(|s| Sample {
-                        labels: s.labels,
-                        t: s.points[0].0,
-                        v: s.points[0].1,
-                    })
+                    .map(|s| Sample { labels: s.labels, t: s.points[0].0, v: s.points[0].1 })
                     .collect();
                 (Value::Vector(samples), warnings)
             }
             _ => {
-                return Err(EvalError::Execution(
-                    "unsupported by the test engine".into(),
-                ));
+                return Err(EvalError::Execution("unsupported by the test engine".into()));
             }
         };
-        Ok(Annotated {
-            result: QueryResult { value, warnings },
-            infos: Vec::new(),
-        })
+        Ok(Annotated { result: QueryResult { value, warnings }, infos: Vec::new() })
     }
 
     async fn range(
@@ -324,23 +277,12 @@ impl QueryEngine for SelectorEngine {
         step: i64,
     ) -> Result<Annotated, EvalError> {
         let Ok(Expr::VectorSelector(vs)) = promql_parser::parser::parse(query) else {
-            return Err(EvalError::Execution(
-                "unsupported by the test engine".into(),
-            ));
+            return Err(EvalError::Execution("unsupported by the test engine".into()));
         };
-        let times: Vec<i64> = (0..)
-            .map(|i| start + i * step)
-            .take_while(|&t| t <= end)
-            .collect();
+        let times: Vec<i64> = (0..).map(|i| start + i * step).take_while(|&t| t <= end).collect();
         let (series, warnings) = eval_selector(src, &vs, &times).await?;
-        let result = QueryResult {
-            value: Value::Matrix(series),
-            warnings,
-        };
-        Ok(Annotated {
-            result,
-            infos: Vec::new(),
-        })
+        let result = QueryResult { value: Value::Matrix(series), warnings };
+        Ok(Annotated { result, infos: Vec::new() })
     }
 }
 
@@ -356,15 +298,10 @@ struct Harness {
 fn harness(cfg: QueryConfig, nodes: Vec<MemNode>) -> Harness {
     let mut registry = Registry::default();
     let metrics = QueryMetrics::register(&mut registry);
-    let nodes: Vec<Arc<dyn StorageNode>> = nodes
-        .into_iter()
-        .map(|n| Arc::new(n) as Arc<dyn StorageNode>)
-        .collect();
+    let nodes: Vec<Arc<dyn StorageNode>> =
+        nodes.into_iter().map(|n| Arc::new(n) as Arc<dyn StorageNode>).collect();
     let api = QueryApi::with_engine(cfg, nodes, metrics, Arc::new(SelectorEngine));
-    Harness {
-        app: router(Arc::new(api)),
-        registry,
-    }
+    Harness { app: router(Arc::new(api)), registry }
 }
 
 /// A typical cluster: RF 2 over three nodes; `up{job="api"}` on nodes a and b (with a sample
@@ -378,31 +315,21 @@ fn cluster() -> Vec<MemNode> {
         MemNode::new("node-b")
             .with(&api, &[(1_015_000, 1.0), (1_030_500, 0.0)])
             .with(&db, &[(1_000_000, 0.5), (1_030_000, 1e-7)]),
-        MemNode::new("node-c")
-            .with(&db, &[(1_000_000, 0.5), (1_030_000, 1e-7)])
-            .with_tenant(
-                "t1",
-                &[("__name__", "up"), ("job", "secret")],
-                &[(1_000_000, 42.0)],
-            ),
+        MemNode::new("node-c").with(&db, &[(1_000_000, 0.5), (1_030_000, 1e-7)]).with_tenant(
+            "t1",
+            &[("__name__", "up"), ("job", "secret")],
+            &[(1_000_000, 42.0)],
+        ),
     ]
 }
 
 fn rf2() -> QueryConfig {
-    QueryConfig {
-        replication_factor: 2,
-        ..QueryConfig::default()
-    }
+    QueryConfig { replication_factor: 2, ..QueryConfig::default() }
 }
 
 impl Harness {
     async fn send(&self, req: Request<Body>) -> (StatusCode, Json, String) {
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req)
-            .await
-            .expect("router is infallible");
+        let resp = self.app.clone().oneshot(req).await.expect("router is infallible");
         let status = resp.status();
         let ct = resp
             .headers()
@@ -410,9 +337,7 @@ impl Harness {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 24)
-            .await
-            .expect("body");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 24).await.expect("body");
         let text = String::from_utf8(body.to_vec()).expect("utf-8 body");
         let json = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("not JSON ({e}), content-type {ct}: {text}"));
@@ -421,15 +346,12 @@ impl Harness {
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Json, String) {
-        self.send(Request::get(uri).body(Body::empty()).expect("request"))
-            .await
+        self.send(Request::get(uri).body(Body::empty()).expect("request")).await
     }
 
     async fn get_as(&self, tenant: &str, uri: &str) -> (StatusCode, Json, String) {
-        let req = Request::get(uri)
-            .header("X-Scope-OrgID", tenant)
-            .body(Body::empty())
-            .expect("req");
+        let req =
+            Request::get(uri).header("X-Scope-OrgID", tenant).body(Body::empty()).expect("req");
         self.send(req).await
     }
 
@@ -483,12 +405,8 @@ async fn instant_query_merges_replicas_and_encodes_like_prometheus() {
 async fn instant_query_by_form_post_and_rfc3339_time() {
     let h = harness(rf2(), cluster());
     // 1970-01-01T00:16:55Z = 1015 s.
-    let (s, j, _) = h
-        .post(
-            "/api/v1/query",
-            "query=up%7Bjob%3D%22db%22%7D&time=1970-01-01T00%3A16%3A55Z",
-        )
-        .await;
+    let (s, j, _) =
+        h.post("/api/v1/query", "query=up%7Bjob%3D%22db%22%7D&time=1970-01-01T00%3A16%3A55Z").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         j["data"],
@@ -502,10 +420,7 @@ async fn instant_query_by_form_post_and_rfc3339_time() {
 async fn scalar_and_string_results() {
     let h = harness(rf2(), cluster());
     let (_, _, text) = h.get("/api/v1/query?query=-Inf&time=10").await;
-    assert_eq!(
-        text,
-        r#"{"status":"success","data":{"resultType":"scalar","result":[10,"-Inf"]}}"#
-    );
+    assert_eq!(text, r#"{"status":"success","data":{"resultType":"scalar","result":[10,"-Inf"]}}"#);
     let (_, _, text) = h.get("/api/v1/query?query=%22hi%22&time=10.25").await;
     assert_eq!(
         text,
@@ -535,8 +450,7 @@ async fn range_query_returns_matrix_with_deduplicated_points() {
 async fn range_query_parameter_errors() {
     let h = harness(rf2(), cluster());
     assert_error(
-        h.get("/api/v1/query_range?query=up&start=10&end=5&step=1")
-            .await,
+        h.get("/api/v1/query_range?query=up&start=10&end=5&step=1").await,
         StatusCode::BAD_REQUEST,
         "bad_data",
         "end timestamp must not be before start time",
@@ -546,12 +460,7 @@ async fn range_query_parameter_errors() {
         let got = h.get(&uri).await;
         if step == "-5s" {
             // Prometheus durations cannot be negative: a parse error.
-            assert_error(
-                got,
-                StatusCode::BAD_REQUEST,
-                "bad_data",
-                r#"invalid parameter "step""#,
-            );
+            assert_error(got, StatusCode::BAD_REQUEST, "bad_data", r#"invalid parameter "step""#);
         } else {
             assert_error(
                 got,
@@ -562,9 +471,7 @@ async fn range_query_parameter_errors() {
         }
     }
     // 11001 points: (11001 - 0) / 1 > 11000.
-    let (s, j, _) = h
-        .get("/api/v1/query_range?query=up&start=0&end=11001&step=1")
-        .await;
+    let (s, j, _) = h.get("/api/v1/query_range?query=up&start=0&end=11001&step=1").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(
         j,
@@ -572,20 +479,16 @@ async fn range_query_parameter_errors() {
                "error": "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"})
     );
     // Exactly 11000 steps is allowed.
-    let (s, _, _) = h
-        .get("/api/v1/query_range?query=up&start=0&end=11000&step=1")
-        .await;
+    let (s, _, _) = h.get("/api/v1/query_range?query=up&start=0&end=11000&step=1").await;
     assert_eq!(s, StatusCode::OK);
     assert_error(
-        h.get("/api/v1/query_range?query=up&start=x&end=5&step=1")
-            .await,
+        h.get("/api/v1/query_range?query=up&start=x&end=5&step=1").await,
         StatusCode::BAD_REQUEST,
         "bad_data",
         r#"invalid parameter "start": cannot parse "x" to a valid timestamp"#,
     );
     assert_error(
-        h.get("/api/v1/query_range?query=up&start=0&end=5&step=abc")
-            .await,
+        h.get("/api/v1/query_range?query=up&start=0&end=5&step=abc").await,
         StatusCode::BAD_REQUEST,
         "bad_data",
         r#"invalid parameter "step": cannot parse "abc" to a valid duration"#,
@@ -648,9 +551,7 @@ async fn tenant_header_selects_the_tenant() {
         json!([{"metric": {"__name__": "up", "job": "secret"}, "value": [1000, "42"]}])
     );
     // The default tenant does not see it.
-    let (_, j, _) = h
-        .get("/api/v1/query?query=up%7Bjob%3D%22secret%22%7D&time=1000")
-        .await;
+    let (_, j, _) = h.get("/api/v1/query?query=up%7Bjob%3D%22secret%22%7D&time=1000").await;
     assert_eq!(j["data"]["result"], json!([]));
     assert_error(
         h.get_as("a/b", "/api/v1/labels").await,
@@ -674,17 +575,14 @@ async fn fewer_failed_nodes_than_rf_is_a_complete_answer() {
     // Complete, and says so (the node is named, the answer is not partial).
     assert_eq!(
         j["warnings"],
-        json!([
-            "storage node node-a unavailable: unavailable: connection refused; the answer is \
-             complete (1 of 3 nodes failed, replication factor 2)"
-        ]),
+        json!(["storage node node-a unavailable: unavailable: connection refused; the answer is \
+             complete (1 of 3 nodes failed, replication factor 2)"]),
         "{j}"
     );
     // b still has api's 1@1015.
     assert_eq!(j["data"]["result"].as_array().map(Vec::len), Some(2));
     assert!(
-        h.metrics_text()
-            .contains(r#"basin_query_storage_node_errors_total{node="node-a"} 1"#),
+        h.metrics_text().contains(r#"basin_query_storage_node_errors_total{node="node-a"} 1"#),
         "{}",
         h.metrics_text()
     );
@@ -694,13 +592,7 @@ async fn fewer_failed_nodes_than_rf_is_a_complete_answer() {
 async fn rf_failed_nodes_warn_with_partial_response() {
     let mut nodes = cluster();
     nodes[0] = MemNode::new("node-a").down();
-    let h = harness(
-        QueryConfig {
-            replication_factor: 1,
-            ..QueryConfig::default()
-        },
-        nodes,
-    );
+    let h = harness(QueryConfig { replication_factor: 1, ..QueryConfig::default() }, nodes);
     let (s, j, _) = h.get("/api/v1/query?query=up&time=1015").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
@@ -777,8 +669,7 @@ async fn series_requires_match_and_unions_selectors() {
         r#"invalid parameter "match[]": "#,
     );
     assert_error(
-        h.get("/api/v1/series?match%5B%5D=%7Bjob%3D~%22.*%22%7D")
-            .await,
+        h.get("/api/v1/series?match%5B%5D=%7Bjob%3D~%22.*%22%7D").await,
         StatusCode::BAD_REQUEST,
         "bad_data",
         "non-empty matcher",
@@ -798,10 +689,7 @@ async fn series_requires_match_and_unions_selectors() {
         ]})
     );
     let (_, j, _) = h.get("/api/v1/series?match%5B%5D=up&limit=1").await;
-    assert_eq!(
-        j["data"],
-        json!([{"__name__": "up", "instance": "a:9100", "job": "api"}])
-    );
+    assert_eq!(j["data"], json!([{"__name__": "up", "instance": "a:9100", "job": "api"}]));
     assert_eq!(j["warnings"], json!(["results truncated due to limit"]));
     assert_error(
         h.get("/api/v1/series?match%5B%5D=up&limit=-1").await,
@@ -815,15 +703,10 @@ async fn series_requires_match_and_unions_selectors() {
 async fn label_names_and_values_merge_across_nodes() {
     let h = harness(rf2(), cluster());
     let (_, j, _) = h.get("/api/v1/labels").await;
-    assert_eq!(
-        j,
-        json!({"status": "success", "data": ["__name__", "instance", "job"]})
-    );
+    assert_eq!(j, json!({"status": "success", "data": ["__name__", "instance", "job"]}));
     let (_, j, _) = h.get("/api/v1/label/job/values").await;
     assert_eq!(j["data"], json!(["api", "db"]));
-    let (_, j, _) = h
-        .get("/api/v1/label/instance/values?match%5B%5D=up%7Bjob%3D%22db%22%7D")
-        .await;
+    let (_, j, _) = h.get("/api/v1/label/instance/values?match%5B%5D=up%7Bjob%3D%22db%22%7D").await;
     assert_eq!(j["data"], json!(["b:9100"]));
     let (_, j, _) = h.get("/api/v1/label/job/values?limit=1").await;
     assert_eq!(j["data"], json!(["api"]));
@@ -853,9 +736,7 @@ async fn metadata_exemplars_buildinfo_and_format_query() {
     assert_eq!(text, r#"{"status":"success","data":[]}"#);
     let (_, j, _) = h.get("/api/v1/status/buildinfo").await;
     assert_eq!(j["data"]["version"], env!("CARGO_PKG_VERSION"));
-    let (_, j, _) = h
-        .get("/api/v1/format_query?query=sum(rate(x%5B5m%5D))by(job)")
-        .await;
+    let (_, j, _) = h.get("/api/v1/format_query?query=sum(rate(x%5B5m%5D))by(job)").await;
     assert_eq!(j["data"], "sum by (job) (rate(x[5m]))");
     assert_error(
         h.get("/api/v1/format_query?query=sum(").await,
@@ -890,16 +771,12 @@ async fn requests_are_counted_per_endpoint_and_code() {
 async fn real_engine_evaluates_over_the_fanout() {
     let mut registry = Registry::default();
     let metrics = QueryMetrics::register(&mut registry);
-    let nodes: Vec<Arc<dyn StorageNode>> = cluster()
-        .into_iter()
-        .map(|n| Arc::new(n) as Arc<dyn StorageNode>)
-        .collect();
+    let nodes: Vec<Arc<dyn StorageNode>> =
+        cluster().into_iter().map(|n| Arc::new(n) as Arc<dyn StorageNode>).collect();
     let app = router(Arc::new(QueryApi::new(rf2(), nodes, metrics)));
     let h = Harness { app, registry };
     // At 1015 s: api = 1 (1@1015 on a and b, merged), db = 0.5 (0.5@1000 on b and c).
-    let (s, j, text) = h
-        .get("/api/v1/query?query=sum%20by%20(job)%20(up)&time=1015")
-        .await;
+    let (s, j, text) = h.get("/api/v1/query?query=sum%20by%20(job)%20(up)&time=1015").await;
     assert_eq!(s, StatusCode::OK, "{text}");
     assert_eq!(
         j["data"],
@@ -908,9 +785,8 @@ async fn real_engine_evaluates_over_the_fanout() {
             {"metric": {"job": "db"}, "value": [1015, "0.5"]}
         ]})
     );
-    let (s, j, text) = h
-        .get("/api/v1/query_range?query=up%7Bjob%3D%22db%22%7D&start=1000&end=1030&step=15")
-        .await;
+    let (s, j, text) =
+        h.get("/api/v1/query_range?query=up%7Bjob%3D%22db%22%7D&start=1000&end=1030&step=15").await;
     assert_eq!(s, StatusCode::OK, "{text}");
     assert_eq!(
         j["data"]["result"][0]["values"],
@@ -923,10 +799,8 @@ async fn real_engine_evaluates_over_the_fanout() {
 // ---------------------------------------------------------------------------------------------
 
 fn fanout(nodes: Vec<MemNode>, rf: usize, partial: bool) -> FanoutSource {
-    let nodes: Vec<Arc<dyn StorageNode>> = nodes
-        .into_iter()
-        .map(|n| Arc::new(n) as Arc<dyn StorageNode>)
-        .collect();
+    let nodes: Vec<Arc<dyn StorageNode>> =
+        nodes.into_iter().map(|n| Arc::new(n) as Arc<dyn StorageNode>).collect();
     let opts = FanoutOptions {
         replication_factor: rf,
         partial_response: partial,
@@ -967,12 +841,7 @@ async fn select_counts_failed_nodes_against_rf() {
     };
     // RF 2, one node down: complete (no error even without partial answers), and says so.
     let got = fanout(with_down(0), 2, false)
-        .select(
-            &[eq("__name__", "up")],
-            0,
-            2_000_000,
-            &SelectHints::default(),
-        )
+        .select(&[eq("__name__", "up")], 0, 2_000_000, &SelectHints::default())
         .await
         .expect("one failure is within RF 2");
     assert_eq!(got.warnings.len(), 1);
@@ -985,12 +854,7 @@ async fn select_counts_failed_nodes_against_rf() {
     assert_eq!(got.series.len(), 2);
     // RF 1, one node down, partial: a warning naming the node.
     let got = fanout(with_down(2), 1, true)
-        .select(
-            &[eq("__name__", "up")],
-            0,
-            2_000_000,
-            &SelectHints::default(),
-        )
+        .select(&[eq("__name__", "up")], 0, 2_000_000, &SelectHints::default())
         .await
         .expect("partial answer");
     assert_eq!(
@@ -999,12 +863,7 @@ async fn select_counts_failed_nodes_against_rf() {
     );
     // RF 1, one node down, no partial: an error.
     let err = fanout(with_down(2), 1, false)
-        .select(
-            &[eq("__name__", "up")],
-            0,
-            2_000_000,
-            &SelectHints::default(),
-        )
+        .select(&[eq("__name__", "up")], 0, 2_000_000, &SelectHints::default())
         .await
         .expect_err("partial answers refused");
     assert!(matches!(err, SourceError::Unavailable(_)), "{err:?}");
@@ -1013,63 +872,38 @@ async fn select_counts_failed_nodes_against_rf() {
 #[tokio::test]
 async fn request_errors_from_nodes_are_not_availability_problems() {
     let mut bad = MemNode::new("n1");
-    bad.fail = Some(Status::invalid_argument(
-        "invalid regular expression \"(\" for label \"job\"",
-    ));
+    bad.fail = Some(Status::invalid_argument("invalid regular expression \"(\" for label \"job\""));
     let err = fanout(vec![bad, MemNode::new("n2")], 2, true)
         .select(&[eq("job", "x")], 0, 1, &SelectHints::default())
         .await
         .expect_err("bad request");
-    assert!(
-        matches!(&err, SourceError::BadRequest(m) if m.contains("invalid regular")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, SourceError::BadRequest(m) if m.contains("invalid regular")), "{err:?}");
     let mut limited = MemNode::new("n1");
-    limited.fail = Some(Status::resource_exhausted(
-        "select matched 1000001 series, over max_series 1000000",
-    ));
+    limited.fail =
+        Some(Status::resource_exhausted("select matched 1000001 series, over max_series 1000000"));
     let err = fanout(vec![limited], 1, true)
         .select(&[eq("job", "x")], 0, 1, &SelectHints::default())
         .await
         .expect_err("limit");
-    assert!(
-        matches!(&err, SourceError::Limit(m) if m.contains("max_series")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, SourceError::Limit(m) if m.contains("max_series")), "{err:?}");
 }
 
 #[tokio::test]
 async fn label_calls_union_sort_and_limit() {
     let src = fanout(cluster(), 2, true);
-    let names = src
-        .label_names(&[], i64::MIN, i64::MAX, 0)
-        .await
-        .expect("names");
+    let names = src.label_names(&[], i64::MIN, i64::MAX, 0).await.expect("names");
     assert_eq!(names.value, vec!["__name__", "instance", "job"]);
     assert!(!names.truncated);
-    let values = src
-        .label_values("instance", &[], i64::MIN, i64::MAX, 1)
-        .await
-        .expect("values");
+    let values = src.label_values("instance", &[], i64::MIN, i64::MAX, 1).await.expect("values");
     assert_eq!(values.value, vec!["a:9100"]);
     assert!(values.truncated);
-    let values = src
-        .label_values("instance", &[], i64::MIN, i64::MAX, 2)
-        .await
-        .expect("values");
+    let values = src.label_values("instance", &[], i64::MIN, i64::MAX, 2).await.expect("values");
     assert_eq!(values.value, vec!["a:9100", "b:9100"]);
     assert!(!values.truncated);
-    let series = src
-        .series(&[vec![eq("job", "db")]], i64::MIN, i64::MAX, 0)
-        .await
-        .expect("series");
+    let series = src.series(&[vec![eq("job", "db")]], i64::MIN, i64::MAX, 0).await.expect("series");
     assert_eq!(
         series.value,
-        vec![series_labels(&[
-            ("__name__", "up"),
-            ("instance", "b:9100"),
-            ("job", "db")
-        ])]
+        vec![series_labels(&[("__name__", "up"), ("instance", "b:9100"), ("job", "db")])]
     );
 }
 
@@ -1088,10 +922,7 @@ async fn get_ignores_a_form_body() {
     assert_eq!(j["data"]["result"], json!([5, "1"]));
     // POST: the body wins over the URL, as in Prometheus.
     let req = Request::post("/api/v1/query?query=1&time=5")
-        .header(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=UTF-8",
-        )
+        .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
         .body(Body::from("query=2"))
         .expect("request");
     let (_, j, _) = h.send(req).await;

@@ -208,8 +208,11 @@ pub fn vector(answer: &Value) -> Vec<(Vec<(String, String)>, f64)> {
     out
 }
 
-/// A query_range result as `(labels, [(t seconds, value)])`, sorted by labels.
-pub fn matrix(answer: &Value) -> Vec<(Vec<(String, String)>, Vec<(f64, f64)>)> {
+/// A series of a matrix answer: sorted labels and `(t seconds, value)` points.
+pub type MatrixSeries = (Vec<(String, String)>, Vec<(f64, f64)>);
+
+/// A query_range result, sorted by labels.
+pub fn matrix(answer: &Value) -> Vec<MatrixSeries> {
     assert_eq!(answer["status"], "success", "query failed: {answer}");
     assert_eq!(answer["data"]["resultType"], "matrix", "not a matrix: {answer}");
     let mut out: Vec<_> = answer["data"]["result"]

@@ -27,8 +27,7 @@ impl QueryEngine for Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<Annotated, EvalError> {
-        self.range_annotated(src, query, start_ms, end_ms, step_ms)
-            .await
+        self.range_annotated(src, query, start_ms, end_ms, step_ms).await
     }
 }
 

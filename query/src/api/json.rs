@@ -66,11 +66,7 @@ pub fn format_value(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
     }
     let abs = v.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
@@ -244,21 +240,13 @@ mod tests {
     #[test]
     fn timestamps_as_prometheus_writes_them() {
         let mut s = String::new();
-        for ms in [
-            1_700_000_000_000,
-            1_700_000_000_500,
-            1_700_000_000_005,
-            1_700_000_000_050,
-            -1500,
-            0,
-        ] {
+        for ms in
+            [1_700_000_000_000, 1_700_000_000_500, 1_700_000_000_005, 1_700_000_000_050, -1500, 0]
+        {
             write_timestamp(&mut s, ms);
             s.push(' ');
         }
-        assert_eq!(
-            s,
-            "1700000000 1700000000.500 1700000000.005 1700000000.050 -1.500 0 "
-        );
+        assert_eq!(s, "1700000000 1700000000.500 1700000000.005 1700000000.050 -1.500 0 ");
     }
 
     #[test]
@@ -271,23 +259,13 @@ mod tests {
     #[test]
     fn query_data_shapes() {
         let labels = vec![
-            Label {
-                name: "__name__".into(),
-                value: "up".into(),
-            },
-            Label {
-                name: "job".into(),
-                value: "x".into(),
-            },
+            Label { name: "__name__".into(), value: "up".into() },
+            Label { name: "job".into(), value: "x".into() },
         ];
         let mut out = String::new();
         write_query_data(
             &mut out,
-            &Value::Vector(vec![Sample {
-                labels: labels.clone(),
-                t: 1_000,
-                v: 1.0,
-            }]),
+            &Value::Vector(vec![Sample { labels: labels.clone(), t: 1_000, v: 1.0 }]),
         );
         assert_eq!(
             out,
@@ -296,10 +274,7 @@ mod tests {
         out.clear();
         write_query_data(
             &mut out,
-            &Value::Matrix(vec![Series {
-                labels,
-                points: vec![(1_000, 1.0), (1_500, f64::NAN)],
-            }]),
+            &Value::Matrix(vec![Series { labels, points: vec![(1_000, 1.0), (1_500, f64::NAN)] }]),
         );
         assert_eq!(
             out,
@@ -309,13 +284,7 @@ mod tests {
         write_query_data(&mut out, &Value::Scalar { t: 2_000, v: -1.25 });
         assert_eq!(out, r#"{"resultType":"scalar","result":[2,"-1.25"]}"#);
         out.clear();
-        write_query_data(
-            &mut out,
-            &Value::String {
-                t: 2_000,
-                s: "hi".into(),
-            },
-        );
+        write_query_data(&mut out, &Value::String { t: 2_000, s: "hi".into() });
         assert_eq!(out, r#"{"resultType":"string","result":[2,"hi"]}"#);
     }
 

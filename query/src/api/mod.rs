@@ -109,12 +109,7 @@ impl QueryApi {
         metrics: Arc<QueryMetrics>,
         engine: Arc<dyn QueryEngine>,
     ) -> Self {
-        Self {
-            cfg,
-            nodes: nodes.into(),
-            engine,
-            metrics,
-        }
+        Self { cfg, nodes: nodes.into(), engine, metrics }
     }
 
     /// The configuration.
@@ -180,9 +175,7 @@ impl QueryApi {
         let start = p.time("start")?;
         let end = p.time("end")?;
         if end < start {
-            return Err(ApiError::BadData(
-                "end timestamp must not be before start time".into(),
-            ));
+            return Err(ApiError::BadData("end timestamp must not be before start time".into()));
         }
         let step = params::parse_duration(p.get("step"))
             .map_err(|e| ApiError::invalid_param("step", e))?;
@@ -217,10 +210,7 @@ impl QueryApi {
         let start = p.time_or("start", MIN_TIME_MS)?;
         let end = p.time_or("end", MAX_TIME_MS)?;
         let sets = p.match_sets()?;
-        let merged = self
-            .source(&req.tenant)
-            .series(&sets, start, end, limit)
-            .await?;
+        let merged = self.source(&req.tenant).series(&sets, start, end, limit).await?;
         let mut data = String::new();
         data.push('[');
         for (i, labels) in merged.value.iter().enumerate() {
@@ -239,10 +229,7 @@ impl QueryApi {
         let start = p.time_or("start", MIN_TIME_MS)?;
         let end = p.time_or("end", MAX_TIME_MS)?;
         let sets = p.match_sets()?;
-        let merged = self
-            .source(&req.tenant)
-            .label_names(&sets, start, end, limit)
-            .await?;
+        let merged = self.source(&req.tenant).label_names(&sets, start, end, limit).await?;
         let mut data = String::new();
         json::write_str_list(&mut data, &merged.value);
         Ok(Answer::merged(data, merged))
@@ -257,10 +244,7 @@ impl QueryApi {
         let start = p.time_or("start", MIN_TIME_MS)?;
         let end = p.time_or("end", MAX_TIME_MS)?;
         let sets = p.match_sets()?;
-        let merged = self
-            .source(&req.tenant)
-            .label_values(name, &sets, start, end, limit)
-            .await?;
+        let merged = self.source(&req.tenant).label_values(name, &sets, start, end, limit).await?;
         let mut data = String::new();
         json::write_str_list(&mut data, &merged.value);
         Ok(Answer::merged(data, merged))
@@ -289,18 +273,14 @@ impl QueryApi {
             Err(e) => Err(e),
         };
         let (status, body) = match outcome {
-            Ok(a) => (
-                StatusCode::OK,
-                json::success(&a.data, &a.warnings, &a.infos),
-            ),
+            Ok(a) => (StatusCode::OK, json::success(&a.data, &a.warnings, &a.infos)),
             Err(e) => {
                 tracing::debug!(endpoint = endpoint.name(), error = %e, "query API request failed");
                 (e.status(), json::error(e.error_type(), &e.to_string(), &[]))
             }
         };
         let elapsed = started.elapsed().as_secs_f64();
-        self.metrics
-            .observe_request(endpoint.name(), status.as_u16(), elapsed);
+        self.metrics.observe_request(endpoint.name(), status.as_u16(), elapsed);
         json_response(status, body)
     }
 
@@ -330,15 +310,11 @@ impl QueryApi {
         let tenant = self.tenant(headers)?;
         // Prometheus (Go's `ParseForm`): only a POST body holds form values.
         let is_form = method == Method::POST
-            && headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| {
-                    ct.split(';').next().is_some_and(|m| {
-                        m.trim()
-                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                    })
-                });
+            && headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+                ct.split(';').next().is_some_and(|m| {
+                    m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
+            });
         let params = Params::decode(query, body, is_form)?;
         Ok(Request { tenant, params })
     }
@@ -361,21 +337,13 @@ struct Answer {
 
 impl Answer {
     fn data(data: String) -> Self {
-        Self {
-            data,
-            warnings: Vec::new(),
-            infos: Vec::new(),
-        }
+        Self { data, warnings: Vec::new(), infos: Vec::new() }
     }
 
     fn query(answer: Annotated) -> Self {
         let mut data = String::new();
         json::write_query_data(&mut data, &answer.result.value);
-        Self {
-            data,
-            warnings: answer.result.warnings,
-            infos: answer.infos,
-        }
+        Self { data, warnings: answer.result.warnings, infos: answer.infos }
     }
 
     fn merged<T>(data: String, merged: Merged<T>) -> Self {
@@ -383,20 +351,14 @@ impl Answer {
         if merged.truncated {
             warnings.push("results truncated due to limit".into());
         }
-        Self {
-            data,
-            warnings,
-            infos: Vec::new(),
-        }
+        Self { data, warnings, infos: Vec::new() }
     }
 }
 
 /// Parses the query up front so syntax errors read like Prometheus'
 /// (`invalid parameter "query": …`) whatever the engine reports.
 fn check_query(query: &str) -> Result<(), ApiError> {
-    promql_parser::parser::parse(query)
-        .map(|_| ())
-        .map_err(|e| ApiError::invalid_param("query", e))
+    promql_parser::parser::parse(query).map(|_| ()).map_err(|e| ApiError::invalid_param("query", e))
 }
 
 async fn run_with_deadline<F>(deadline: Duration, fut: F) -> Result<Annotated, ApiError>
@@ -405,9 +367,7 @@ where
 {
     match tokio::time::timeout(deadline, fut).await {
         Ok(r) => r.map_err(ApiError::from),
-        Err(_) => Err(ApiError::Timeout(
-            "query timed out in query execution".into(),
-        )),
+        Err(_) => Err(ApiError::Timeout("query timed out in query execution".into())),
     }
 }
 
@@ -439,10 +399,7 @@ fn thousands(n: i64) -> String {
 
 fn json_response(status: StatusCode, body: String) -> Response {
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -450,19 +407,10 @@ fn build_info() -> String {
     let mut data = String::from("{");
     let fields = [
         ("version", env!("CARGO_PKG_VERSION")),
-        (
-            "revision",
-            option_env!("BASIN_GIT_REVISION").unwrap_or("unknown"),
-        ),
-        (
-            "branch",
-            option_env!("BASIN_GIT_BRANCH").unwrap_or("unknown"),
-        ),
+        ("revision", option_env!("BASIN_GIT_REVISION").unwrap_or("unknown")),
+        ("branch", option_env!("BASIN_GIT_BRANCH").unwrap_or("unknown")),
         ("buildUser", ""),
-        (
-            "buildDate",
-            option_env!("BASIN_BUILD_DATE").unwrap_or("unknown"),
-        ),
+        ("buildDate", option_env!("BASIN_BUILD_DATE").unwrap_or("unknown")),
         ("goVersion", ""),
     ];
     for (i, (k, v)) in fields.iter().enumerate() {
@@ -486,10 +434,7 @@ pub fn router(state: Arc<QueryApi>) -> Router {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/metadata", get(metadata))
-        .route(
-            "/api/v1/query_exemplars",
-            get(query_exemplars).post(query_exemplars),
-        )
+        .route("/api/v1/query_exemplars", get(query_exemplars).post(query_exemplars))
         .route("/api/v1/format_query", get(format_query).post(format_query))
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .with_state(state)
@@ -534,8 +479,7 @@ async fn query(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    api.serve(Endpoint::Query, &m, &h, q.as_deref(), &body)
-        .await
+    api.serve(Endpoint::Query, &m, &h, q.as_deref(), &body).await
 }
 
 async fn query_range(
@@ -545,8 +489,7 @@ async fn query_range(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    api.serve(Endpoint::QueryRange, &m, &h, q.as_deref(), &body)
-        .await
+    api.serve(Endpoint::QueryRange, &m, &h, q.as_deref(), &body).await
 }
 
 async fn series(
@@ -556,8 +499,7 @@ async fn series(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    api.serve(Endpoint::Series, &m, &h, q.as_deref(), &body)
-        .await
+    api.serve(Endpoint::Series, &m, &h, q.as_deref(), &body).await
 }
 
 async fn labels(
@@ -567,8 +509,7 @@ async fn labels(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    api.serve(Endpoint::Labels, &m, &h, q.as_deref(), &body)
-        .await
+    api.serve(Endpoint::Labels, &m, &h, q.as_deref(), &body).await
 }
 
 async fn label_values(
@@ -578,13 +519,11 @@ async fn label_values(
     h: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    api.serve(Endpoint::LabelValues(name), &m, &h, q.as_deref(), &[])
-        .await
+    api.serve(Endpoint::LabelValues(name), &m, &h, q.as_deref(), &[]).await
 }
 
 async fn metadata(State(api): Api, m: Method, h: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    api.serve(Endpoint::Metadata, &m, &h, q.as_deref(), &[])
-        .await
+    api.serve(Endpoint::Metadata, &m, &h, q.as_deref(), &[]).await
 }
 
 async fn query_exemplars(
@@ -594,8 +533,7 @@ async fn query_exemplars(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    api.serve(Endpoint::QueryExemplars, &m, &h, q.as_deref(), &body)
-        .await
+    api.serve(Endpoint::QueryExemplars, &m, &h, q.as_deref(), &body).await
 }
 
 async fn format_query(
@@ -605,8 +543,7 @@ async fn format_query(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    api.serve(Endpoint::FormatQuery, &m, &h, q.as_deref(), &body)
-        .await
+    api.serve(Endpoint::FormatQuery, &m, &h, q.as_deref(), &body).await
 }
 
 async fn buildinfo(State(api): Api, m: Method, h: HeaderMap) -> Response {

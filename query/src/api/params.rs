@@ -47,30 +47,17 @@ impl Params {
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        Self {
-            pairs: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+        Self { pairs: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
     /// The first value of `name`; `""` when absent (Prometheus' `FormValue`).
     pub fn get(&self, name: &str) -> &str {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
+        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
     }
 
     /// Every value of `name`, in order.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
     }
 
     /// Time parameter `name` in milliseconds, `default` when absent or empty.
@@ -92,9 +79,7 @@ impl Params {
     pub fn duration(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.get(name) {
             "" => Ok(None),
-            v => parse_duration(v)
-                .map(Some)
-                .map_err(|e| ApiError::invalid_param(name, e)),
+            v => parse_duration(v).map(Some).map_err(|e| ApiError::invalid_param(name, e)),
         }
     }
 
@@ -103,10 +88,9 @@ impl Params {
         match self.get("limit") {
             "" => Ok(0),
             v => match v.parse::<i64>() {
-                Ok(n) if n < 0 => Err(ApiError::invalid_param(
-                    "limit",
-                    "limit must be non-negative",
-                )),
+                Ok(n) if n < 0 => {
+                    Err(ApiError::invalid_param("limit", "limit must be non-negative"))
+                }
                 Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
                 Err(_) => Err(ApiError::invalid_param(
                     "limit",
@@ -209,11 +193,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
+        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
     };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -235,11 +215,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
             return None;
         }
         let digits = &s[start..end];
-        let first3: String = digits
-            .chars()
-            .chain(std::iter::repeat('0'))
-            .take(3)
-            .collect();
+        let first3: String = digits.chars().chain(std::iter::repeat('0')).take(3).collect();
         millis = first3.parse::<i64>().ok()?;
         i = end;
     }
@@ -296,9 +272,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
             return Err(format!("cannot parse {s:?} to a valid duration"));
         }
         if ns > i64::MAX as f64 || ns < i64::MIN as f64 {
-            return Err(format!(
-                "cannot parse {s:?} to a valid duration. It overflows int64"
-            ));
+            return Err(format!("cannot parse {s:?} to a valid duration. It overflows int64"));
         }
         return Ok((ns as i64) / 1_000_000);
     }
@@ -356,9 +330,7 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     if vs.offset.is_some() || vs.at.is_some() {
         return Err(format!("series selector {s:?} must not use offset or @"));
     }
-    let name = vs
-        .name
-        .map(|n| PromMatcher::new(MatchOp::Equal, METRIC_NAME, &n));
+    let name = vs.name.map(|n| PromMatcher::new(MatchOp::Equal, METRIC_NAME, &n));
     let groups: Vec<Vec<PromMatcher>> = if vs.matchers.or_matchers.is_empty() {
         vec![vs.matchers.matchers]
     } else {
@@ -383,11 +355,7 @@ pub fn to_wire(m: &PromMatcher) -> Matcher {
         MatchOp::Re(_) => MatchType::Regex,
         MatchOp::NotRe(_) => MatchType::NotRegex,
     };
-    Matcher {
-        r#type: t as i32,
-        name: m.name.clone(),
-        value: m.value.clone(),
-    }
+    Matcher { r#type: t as i32, name: m.name.clone(), value: m.value.clone() }
 }
 
 #[cfg(test)]
@@ -402,25 +370,13 @@ mod tests {
         assert_eq!(parse_time("-1.5"), Ok(-1500));
         // 2023-11-14T22:13:20Z is 1700000000.
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
-        assert_eq!(
-            parse_time("2023-11-14T22:13:20.123456Z"),
-            Ok(1_700_000_000_123)
-        );
-        assert_eq!(
-            parse_time("2023-11-15T00:13:20+02:00"),
-            Ok(1_700_000_000_000)
-        );
+        assert_eq!(parse_time("2023-11-14T22:13:20.123456Z"), Ok(1_700_000_000_123));
+        assert_eq!(parse_time("2023-11-15T00:13:20+02:00"), Ok(1_700_000_000_000));
         assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_time("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000));
         assert_eq!(parse_time(MAX_TIME_FORMATTED), Ok(MAX_TIME_MS));
-        for bad in [
-            "",
-            "now",
-            "2023-02-29T00:00:00Z",
-            "2023-11-14 22:13:20Z",
-            "NaN",
-            "2023-11-14",
-        ] {
+        for bad in ["", "now", "2023-02-29T00:00:00Z", "2023-11-14 22:13:20Z", "NaN", "2023-11-14"]
+        {
             assert_eq!(
                 parse_time(bad),
                 Err(format!("cannot parse {bad:?} to a valid timestamp")),
@@ -446,11 +402,7 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(
-            parse_duration("1e30")
-                .unwrap_err()
-                .contains("overflows int64")
-        );
+        assert!(parse_duration("1e30").unwrap_err().contains("overflows int64"));
     }
 
     #[test]
@@ -476,16 +428,9 @@ mod tests {
         let sets = parse_selector(r#"up{job=~"a.*",env!="dev"}"#).expect("valid selector");
         assert_eq!(sets.len(), 1);
         let set = &sets[0];
-        assert_eq!(
-            set[0],
-            basin_proto::matcher::wire(MatchType::Equal, "__name__", "up")
-        );
+        assert_eq!(set[0], basin_proto::matcher::wire(MatchType::Equal, "__name__", "up"));
         assert!(set.contains(&basin_proto::matcher::wire(MatchType::Regex, "job", "a.*")));
-        assert!(set.contains(&basin_proto::matcher::wire(
-            MatchType::NotEqual,
-            "env",
-            "dev"
-        )));
+        assert!(set.contains(&basin_proto::matcher::wire(MatchType::NotEqual, "env", "dev")));
         assert!(parse_selector("up{").is_err());
         assert!(parse_selector("sum(up)").is_err());
         assert!(parse_selector("up offset 5m").is_err());
