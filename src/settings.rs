@@ -6,7 +6,7 @@
 
 use crate::cli::{ClientApiArgs, ClusterArgs, CommonArgs, EngineArgs, ReadArgs, WriteArgs};
 use config::{Config, Environment, File};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
@@ -28,7 +28,7 @@ pub enum SettingsError {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -39,7 +39,7 @@ pub enum LogFormat {
 }
 
 /// Every setting of every role, with its default.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// HTTP listen address; the role's default when unset.
@@ -168,7 +168,12 @@ pub fn load(o: &Overrides<'_>) -> Result<Settings, SettingsError> {
     if let Some(path) = o.common.and_then(|c| c.config.as_ref()) {
         b = b.add_source(File::from(path.as_path()).required(true));
     }
-    let mut env = Environment::with_prefix("BASIN").try_parsing(true).list_separator(",");
+    // Only `BASIN_<KEY>` variables of known keys are settings: other BASIN_* variables (e.g.
+    // BASIN_CONFORMANCE_DIR of `basin promql-test`, or ones a test harness sets) are not.
+    let mut env = Environment::with_prefix("BASIN")
+        .try_parsing(true)
+        .list_separator(",")
+        .source(Some(settings_env()));
     for key in
         ["storage_nodes", "ha_replica_label", "rule_files", "alertmanager_url", "external_label"]
     {
@@ -199,6 +204,17 @@ pub fn load(o: &Overrides<'_>) -> Result<Settings, SettingsError> {
     let settings: Settings = b.build()?.try_deserialize()?;
     settings.validate()?;
     Ok(settings)
+}
+
+/// The process environment's `BASIN_<KEY>` variables whose key is a setting.
+fn settings_env() -> config::Map<String, String> {
+    let keys: Vec<String> = match serde_json::to_value(Settings::default()) {
+        Ok(serde_json::Value::Object(m)) => m.keys().map(|k| k.to_uppercase()).collect(),
+        _ => Vec::new(),
+    };
+    std::env::vars()
+        .filter(|(k, _)| k.strip_prefix("BASIN_").is_some_and(|key| keys.iter().any(|s| s == key)))
+        .collect()
 }
 
 impl Settings {

@@ -132,3 +132,14 @@ fn settings_precedence_file_then_env_then_flags() {
     // No subcommand means standalone.
     assert_eq!(ready_port(&["--config", cfg], &[], &ports), file_port);
 }
+
+#[test]
+fn unrelated_basin_environment_variables_are_not_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let data = dir.path().join("d");
+    let data = data.to_str().unwrap();
+    let envs = [("BASIN_CONFORMANCE_DIR", "/elsewhere"), ("BASIN_HTTP_LISTEN", addr.as_str())];
+    assert_eq!(ready_port(&["standalone", "--data-dir", data], &envs, &[port]), port);
+}

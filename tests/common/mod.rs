@@ -54,15 +54,31 @@ pub struct Basin {
 impl Basin {
     /// Starts `basin <args...> --http-listen 127.0.0.1:<free>` and waits for `/ready`.
     pub fn start(args: &[&str]) -> Self {
-        let port = free_port();
-        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        args.push("--http-listen".into());
-        args.push(format!("127.0.0.1:{port}"));
-        let grpc =
-            args.iter().position(|a| a == "--grpc-listen").and_then(|i| args.get(i + 1).cloned());
-        let mut b = Self { args, child: None, url: format!("http://127.0.0.1:{port}"), grpc };
-        b.spawn();
-        b
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Self::start_with(|| args.clone())
+    }
+
+    /// Starts basin with the arguments `make_args` returns plus a free HTTP port. A port picked
+    /// free can be taken by another test before the child binds it, so a start whose process
+    /// exits early is retried with fresh ports (`make_args` is called again).
+    pub fn start_with(make_args: impl Fn() -> Vec<String>) -> Self {
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut args = make_args();
+            args.push("--http-listen".into());
+            args.push(format!("127.0.0.1:{port}"));
+            let grpc = args
+                .iter()
+                .position(|a| a == "--grpc-listen")
+                .and_then(|i| args.get(i + 1).cloned());
+            let mut b = Self { args, child: None, url: format!("http://127.0.0.1:{port}"), grpc };
+            match b.try_spawn() {
+                Ok(()) => return b,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("{last_error}");
     }
 
     /// Starts a standalone Basin with its data in `data_dir`.
@@ -76,11 +92,19 @@ impl Basin {
     /// Starts a storage node with its data in `data_dir`.
     pub fn storage(data_dir: &Path) -> Self {
         let dir = data_dir.to_string_lossy().to_string();
-        let grpc = format!("127.0.0.1:{}", free_port());
-        Self::start(&["storage", "--data-dir", &dir, "--grpc-listen", &grpc])
+        Self::start_with(|| {
+            let grpc = format!("127.0.0.1:{}", free_port());
+            ["storage", "--data-dir", &dir, "--grpc-listen", &grpc].map(String::from).to_vec()
+        })
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         let log = std::env::var_os("TEST_LOG").is_some();
         let child = Command::new(env!("CARGO_BIN_EXE_basin"))
             .args(&self.args)
@@ -91,21 +115,35 @@ impl Basin {
             .spawn()
             .expect("spawn basin");
         self.child = Some(child);
-        self.wait_ready();
+        self.try_wait_ready()
     }
 
     /// Waits until `/ready` answers 200 (and the process is still alive).
     pub fn wait_ready(&mut self) {
+        if let Err(e) = self.try_wait_ready() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_wait_ready(&mut self) -> Result<(), String> {
         let url = format!("{}/ready", self.url);
         let client = http();
         let args = self.args.join(" ");
         let child = self.child.as_mut().expect("running");
-        wait_until(&format!("basin {args} to be ready"), Duration::from_secs(60), || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("basin {args} exited early with {status}");
+                self.child = None;
+                return Err(format!("basin {args} exited early with {status}"));
             }
-            client.get(&url).send().ok().filter(|r| r.status().is_success()).map(|_| ())
-        });
+            if client.get(&url).send().is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("timed out waiting for basin {args} to be ready"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGKILLs the process (no shutdown work at all).
