@@ -158,6 +158,10 @@ pub struct ReadArgs {
     #[arg(long = "query.partial-response", value_name = "BOOL")]
     #[serde(rename = "query_partial_response", skip_serializing_if = "Option::is_none")]
     pub partial_response: Option<bool>,
+    /// Alerter base URL; `/api/v1/rules` and `/api/v1/alerts` are proxied to it.
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerter_url: Option<String>,
 }
 
 /// Flags of the storage engine (storage, standalone).

@@ -4,6 +4,7 @@
 // A binary crate: `pub` marks what modules offer each other, nothing is exported.
 #![allow(unreachable_pub)]
 
+mod alerter_proxy;
 mod cli;
 mod roles;
 mod server;

@@ -183,6 +183,7 @@ pub async fn run_standalone(s: Settings, shutdown: CancellationToken) -> anyhow:
     .await?;
     let routes = basin_ingest::router(gateway)
         .merge(basin_query::api::router(api))
+        .merge(crate::alerter_proxy::router(s.alerter_url.clone()))
         .merge(basin_storage::admin_router(Arc::clone(&storage)));
     let common = Common::new("standalone", registry);
     let app = with_common(routes, Arc::clone(&common));
@@ -269,8 +270,9 @@ pub async fn run_query(s: Settings, shutdown: CancellationToken) -> anyhow::Resu
     )
     .await?;
     let common = Common::new("query", registry);
-    let routes =
-        basin_query::api::router(api).merge(basin_query::cluster_status::router(Arc::new(status)));
+    let routes = basin_query::api::router(api)
+        .merge(basin_query::cluster_status::router(Arc::new(status)))
+        .merge(crate::alerter_proxy::router(s.alerter_url.clone()));
     let app = with_common(routes, Arc::clone(&common));
     common.set_ready(true);
     let served = serve_http(listener, app, shutdown.clone()).await;

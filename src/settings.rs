@@ -90,6 +90,8 @@ pub struct Settings {
     pub query_timeout: String,
     /// Partial answers with warnings (true) or 503 (false) when nodes are missing.
     pub query_partial_response: bool,
+    /// Alerter whose rules and alerts the query API proxies (query, standalone).
+    pub alerter_url: Option<String>,
     /// Rule file globs (alerter).
     pub rule_files: Vec<String>,
     /// Query API base URL (alerter).
@@ -132,6 +134,7 @@ impl Default for Settings {
             query_max_samples: 50_000_000,
             query_timeout: "2m".into(),
             query_partial_response: true,
+            alerter_url: None,
             rule_files: Vec::new(),
             query_url: None,
             remote_write_url: None,
@@ -278,7 +281,8 @@ impl Settings {
             .into_iter()
             .chain([("remote_write_url", self.remote_write_url.iter().collect())])
             .chain([("alertmanager_url", self.alertmanager_url.iter().collect())])
-            .chain([("external_url", self.external_url.iter().collect())]);
+            .chain([("external_url", self.external_url.iter().collect())])
+            .chain([("alerter_url", self.alerter_url.iter().collect())]);
         for (key, list) in urls {
             for u in list {
                 if !u.starts_with("http://") {

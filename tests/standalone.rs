@@ -247,3 +247,48 @@ fn metrics_health_and_graceful_shutdown() {
     basin.restart();
     assert_eq!(vector(&basin.query("m1", (T0 + 6) as f64))[0].1, 6.0);
 }
+
+#[test]
+fn rules_and_alerts_are_proxied_to_the_alerter() {
+    // Without --alerter-url: Prometheus' answer when no rules are loaded.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Basin::standalone(dir.path(), &[]);
+    let ans = get_json(&plain.url, "/api/v1/rules", &[]);
+    assert_eq!(ans, serde_json::json!({"status": "success", "data": {"groups": []}}));
+    let ans = get_json(&plain.url, "/api/v1/alerts", &[]);
+    assert_eq!(ans, serde_json::json!({"status": "success", "data": {"alerts": []}}));
+
+    // With it: the alerter's own answers, query string included.
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/alerter/recording.rules.yml");
+    let alerter = Basin::start(&[
+        "alerter",
+        "--rule-files",
+        rules,
+        "--query-url",
+        &plain.url,
+        "--evaluation-interval",
+        "1s",
+    ]);
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut proxied = Basin::standalone(dir2.path(), &["--alerter-url", &alerter.url]);
+    let direct = get_json(&alerter.url, "/api/v1/rules", &[("type", "record")]);
+    let via = get_json(&proxied.url, "/api/v1/rules", &[("type", "record")]);
+    assert_eq!(via["status"], "success");
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["data"]["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .map(|g| g["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    assert!(!names(&direct).is_empty(), "{direct}");
+    assert_eq!(names(&via), names(&direct));
+    assert_eq!(get_json(&proxied.url, "/api/v1/alerts", &[])["status"], "success");
+    drop(alerter);
+    let resp = common::http().get(format!("{}/api/v1/rules", proxied.url)).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["errorType"], "unavailable");
+    proxied.kill9();
+}
