@@ -524,3 +524,52 @@ fn rfc3339_helper_parses_prometheus_and_alertmanager_times() {
     assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), 951_782_400_000);
     assert_eq!(parse_rfc3339("1970-01-01T00:00:00.001+00:00"), 1);
 }
+
+/// SIGHUP reloads the rule files: a group added to the file appears, a broken file keeps the
+/// old rules and the process alive.
+#[test]
+fn sighup_reloads_rule_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rules.yml");
+    let group = |name: &str| {
+        format!(
+            "  - name: {name}\n    rules:\n      - record: job:{name}:sum\n        expr: sum(up)\n"
+        )
+    };
+    std::fs::write(&file, format!("groups:\n{}", group("first"))).expect("write rules");
+    let file_s = file.to_str().expect("utf-8 path");
+    // The query URL is never answered; rules still load and the API still lists them.
+    let alerter =
+        Basin::start(&["alerter", "--rule-files", file_s, "--query-url", "http://127.0.0.1:9"]);
+    let names = || -> Vec<String> {
+        get_json(&alerter.url, "/api/v1/rules", &[])["data"]["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .map(|g| g["name"].as_str().expect("group name").to_string())
+            .collect()
+    };
+    assert_eq!(names(), ["first"]);
+    let pid = alerter.pid().expect("running").to_string();
+    let hup = || {
+        let ok = Command::new("kill").args(["-HUP", &pid]).status().expect("kill -HUP").success();
+        assert!(ok, "kill -HUP {pid}");
+    };
+    std::fs::write(&file, format!("groups:\n{}{}", group("first"), group("second")))
+        .expect("write rules");
+    hup();
+    common::wait_until("the reload to add group `second`", Duration::from_secs(20), || {
+        (names() == ["first", "second"]).then_some(())
+    });
+    std::fs::write(&file, "groups: [ {name: broken, rules: [ {record: x, expr: 'sum('} ] } ]\n")
+        .expect("write rules");
+    hup();
+    common::wait_until("the failed reload to be counted", Duration::from_secs(20), || {
+        alerter
+            .metrics()
+            .lines()
+            .any(|l| l.starts_with("basin_alerter_reload_failures_total") && l.ends_with(" 1"))
+            .then_some(())
+    });
+    assert_eq!(names(), ["first", "second"], "a bad file keeps the old rules");
+}
