@@ -150,6 +150,10 @@ pub struct ReadArgs {
     #[arg(long = "query.max-samples", value_name = "N")]
     #[serde(rename = "query_max_samples", skip_serializing_if = "Option::is_none")]
     pub max_samples: Option<u64>,
+    /// Most series one selector may fetch from a storage node (0: the node's own limit).
+    #[arg(long = "query.max-series", value_name = "N")]
+    #[serde(rename = "query_max_series", skip_serializing_if = "Option::is_none")]
+    pub max_series: Option<u64>,
     /// Longest a query may run.
     #[arg(long = "query.timeout", value_name = "DURATION")]
     #[serde(rename = "query_timeout", skip_serializing_if = "Option::is_none")]

@@ -84,6 +84,7 @@ fn query_config(s: &Settings, replication_factor: usize) -> anyhow::Result<Query
         replication_factor,
         node_timeout: required("storage_timeout")?,
         tenant_header: s.tenant_header.clone(),
+        max_series_per_select: s.query_max_series,
         ..QueryConfig::default()
     })
 }

@@ -86,6 +86,8 @@ pub struct Settings {
     pub query_lookback_delta: String,
     /// Most samples per query.
     pub query_max_samples: u64,
+    /// Most series one selector may fetch from a storage node (0: the node's limit).
+    pub query_max_series: u64,
     /// Query timeout.
     pub query_timeout: String,
     /// Partial answers with warnings (true) or 503 (false) when nodes are missing.
@@ -132,6 +134,7 @@ impl Default for Settings {
             max_label_length: 4096,
             query_lookback_delta: "5m".into(),
             query_max_samples: 50_000_000,
+            query_max_series: 0,
             query_timeout: "2m".into(),
             query_partial_response: true,
             alerter_url: None,

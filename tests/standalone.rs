@@ -292,3 +292,26 @@ fn rules_and_alerts_are_proxied_to_the_alerter() {
     assert_eq!(body["errorType"], "unavailable");
     proxied.kill9();
 }
+
+#[test]
+fn query_max_series_limit_is_a_422_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let basin = Basin::standalone(dir.path(), &["--query.max-series", "2"]);
+    let three: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|i| series(&[("__name__", "limited"), ("i", i)], &[(T0 * 1000, 1.0)]))
+        .collect();
+    write(&basin.url, three);
+    let ok = basin.query(r#"limited{i=~"a|b"}"#, T0 as f64);
+    assert_eq!(vector(&ok).len(), 2);
+    let resp = common::http()
+        .get(format!("{}/api/v1/query", basin.url))
+        .query(&[("query", "limited"), ("time", &T0.to_string())])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["errorType"], "execution");
+    let msg = body["error"].as_str().unwrap();
+    assert!(msg.contains("max_series"), "the error should name the limit: {msg}");
+}
