@@ -12,15 +12,14 @@
 //! series acknowledged, series copies written to a non-owner because an owner was down
 //! (`hinted_series_total`), in-flight requests and samples.
 
-use basin_proto::health::{Membership, unix_seconds};
+use basin_proto::health::{Membership, encode_node_health};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 /// Label set for per-outcome counters.
@@ -127,48 +126,8 @@ impl IngestMetrics {
 struct NodeHealthCollector(Arc<Mutex<Option<Membership>>>);
 
 impl Collector for NodeHealthCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Some(membership) = self.0.lock().ok().and_then(|m| m.clone()) else { return Ok(()) };
-        let up = Family::<NodeLabels, Gauge>::default();
-        let latency = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();
-        let error_at = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();
-        let failures = Family::<NodeLabels, Gauge>::default();
-        for s in membership.status() {
-            let l = NodeLabels { node: s.node.clone() };
-            up.get_or_create(&l).set(i64::from(s.up));
-            if let Some(d) = s.last_latency {
-                latency.get_or_create(&l).set(d.as_secs_f64());
-            }
-            error_at.get_or_create(&l).set(s.last_error_at.map_or(0.0, unix_seconds));
-            failures.get_or_create(&l).set(i64::from(s.consecutive_failures));
-        }
-        let e = encoder.encode_descriptor(
-            "storage_node_up",
-            "Whether the storage node is considered up (1) or its share is rerouted (0)",
-            None,
-            up.metric_type(),
-        )?;
-        up.encode(e)?;
-        let e = encoder.encode_descriptor(
-            "storage_node_last_latency_seconds",
-            "Latency of the last call to the storage node",
-            None,
-            latency.metric_type(),
-        )?;
-        latency.encode(e)?;
-        let e = encoder.encode_descriptor(
-            "storage_node_last_error_timestamp_seconds",
-            "Unix time of the last failed call to the storage node (0: never)",
-            None,
-            error_at.metric_type(),
-        )?;
-        error_at.encode(e)?;
-        let e = encoder.encode_descriptor(
-            "storage_node_consecutive_failures",
-            "Failed calls to the storage node since its last success",
-            None,
-            failures.metric_type(),
-        )?;
-        failures.encode(e)
+        encode_node_health(&membership.status(), encoder)
     }
 }

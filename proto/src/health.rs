@@ -387,3 +387,56 @@ mod tests {
         assert_eq!(s, r#""a\"b\\c\nd\u0001""#);
     }
 }
+
+/// Label set of the per-node health gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct NodeLabel {
+    node: String,
+}
+
+/// Encodes the per-node health gauges (`storage_node_up`, `_last_latency_seconds`,
+/// `_last_error_timestamp_seconds`, `_consecutive_failures`, label `node`) at scrape time;
+/// the caller's registry prefix names the role (`basin_ingest_`, `basin_query_`).
+pub fn encode_node_health(
+    statuses: &[NodeStatus],
+    mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    use prometheus_client::encoding::EncodeMetric;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge;
+    let up = Family::<NodeLabel, Gauge>::default();
+    let latency = Family::<NodeLabel, Gauge<f64, AtomicU64>>::default();
+    let error_at = Family::<NodeLabel, Gauge<f64, AtomicU64>>::default();
+    let failures = Family::<NodeLabel, Gauge>::default();
+    for s in statuses {
+        let l = NodeLabel { node: s.node.clone() };
+        up.get_or_create(&l).set(i64::from(s.up));
+        if let Some(d) = s.last_latency {
+            latency.get_or_create(&l).set(d.as_secs_f64());
+        }
+        error_at.get_or_create(&l).set(s.last_error_at.map_or(0.0, unix_seconds));
+        failures.get_or_create(&l).set(i64::from(s.consecutive_failures));
+    }
+    let gauges: [(&str, &str, &dyn EncodeMetric); 4] = [
+        ("storage_node_up", "Whether the storage node is considered up (1) or down (0)", &up),
+        (
+            "storage_node_last_latency_seconds",
+            "Latency of the last call to the storage node",
+            &latency,
+        ),
+        (
+            "storage_node_last_error_timestamp_seconds",
+            "Unix time of the last failed call to the storage node (0: never)",
+            &error_at,
+        ),
+        (
+            "storage_node_consecutive_failures",
+            "Failed calls to the storage node since its last success",
+            &failures,
+        ),
+    ];
+    for (name, help, metric) in gauges {
+        metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+    }
+    Ok(())
+}

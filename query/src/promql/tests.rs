@@ -216,31 +216,3 @@ fn topk_and_quantile() {
     let e = instant(&src, "topk(scalar(foo), x_total)", 0).expect_err("NaN k");
     assert_eq!(e.to_string(), "Parameter value is NaN");
 }
-
-/// Rough cost check (run with `--ignored`): 1000 series × 1 day at 15s, a 1-day range query
-/// of `sum by (job) (rate(x[5m]))` at 60s steps.
-#[test]
-#[ignore]
-fn range_query_cost() {
-    let mut src = MemSource::new();
-    for i in 0..1000 {
-        let job = format!("j{}", i % 10);
-        let inst = format!("i{i}");
-        src.add(
-            labels(&[("__name__", "x_total"), ("instance", &inst), ("job", &job)]),
-            (0..5760).map(|k| (k * 15_000, k as f64)),
-        );
-    }
-    let started = std::time::Instant::now();
-    let r = block(engine().query_range(
-        &src,
-        "sum by (job) (rate(x_total[5m]))",
-        0,
-        86_400_000,
-        60_000,
-    ))
-    .expect("range query");
-    let Value::Matrix(m) = r.value else { panic!("expected a matrix") };
-    assert_eq!(m.len(), 10);
-    println!("range query took {:?}", started.elapsed());
-}
