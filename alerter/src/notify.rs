@@ -72,7 +72,7 @@ impl PostableAlert {
 pub fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
-    let (y, mo, d) = civil(secs.div_euclid(86400));
+    let (y, mo, d) = crate::template::civil_from_days(secs.div_euclid(86400));
     let sod = secs.rem_euclid(86400);
     let mut out =
         format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, (sod / 60) % 60, sod % 60);
@@ -83,18 +83,6 @@ pub fn rfc3339(ms: i64) -> String {
     }
     out.push('Z');
     out
-}
-
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[derive(Debug)]

@@ -46,9 +46,12 @@ impl Default for StorageMetrics {
 }
 
 impl StorageMetrics {
-    /// Counts a failed operation.
-    pub(crate) fn error(&self, op: &'static str) {
-        self.errors.get_or_create(&[("op", op)]).inc();
+    /// Passes `result` through, counting it as a failed `op` when it is an error.
+    pub(crate) fn count_error<T, E>(&self, op: &'static str, result: Result<T, E>) -> Result<T, E> {
+        if result.is_err() {
+            self.errors.get_or_create(&[("op", op)]).inc();
+        }
+        result
     }
 }
 

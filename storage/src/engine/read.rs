@@ -224,10 +224,7 @@ impl Storage {
         self.metrics.select_requests.inc();
         let result = self.select_inner(req);
         self.metrics.select_seconds.observe(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            self.metrics.error("select");
-        }
-        result
+        self.metrics.count_error("select", result)
     }
 
     fn select_inner(&self, req: &SelectRequest) -> Result<Vec<Series>, StorageError> {
@@ -267,11 +264,7 @@ impl Storage {
 
     /// Label names of the series matching any matcher set (all series when none), sorted.
     pub fn label_names(&self, req: &LabelNamesRequest) -> Result<Vec<String>, StorageError> {
-        let result = self.label_names_inner(req);
-        if result.is_err() {
-            self.metrics.error("label_names");
-        }
-        result
+        self.metrics.count_error("label_names", self.label_names_inner(req))
     }
 
     fn label_names_inner(&self, req: &LabelNamesRequest) -> Result<Vec<String>, StorageError> {
@@ -293,11 +286,7 @@ impl Storage {
 
     /// Values of one label over the series matching any matcher set, sorted.
     pub fn label_values(&self, req: &LabelValuesRequest) -> Result<Vec<String>, StorageError> {
-        let result = self.label_values_inner(req);
-        if result.is_err() {
-            self.metrics.error("label_values");
-        }
-        result
+        self.metrics.count_error("label_values", self.label_values_inner(req))
     }
 
     fn label_values_inner(&self, req: &LabelValuesRequest) -> Result<Vec<String>, StorageError> {
@@ -325,11 +314,7 @@ impl Storage {
     /// Label sets of the series matching any matcher set, sorted. Without a request limit,
     /// more than `max_series_per_select` series is an error.
     pub fn series(&self, req: &SeriesRequest) -> Result<Vec<Series>, StorageError> {
-        let result = self.series_inner(req);
-        if result.is_err() {
-            self.metrics.error("series");
-        }
-        result
+        self.metrics.count_error("series", self.series_inner(req))
     }
 
     fn series_inner(&self, req: &SeriesRequest) -> Result<Vec<Series>, StorageError> {

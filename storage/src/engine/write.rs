@@ -44,11 +44,7 @@ impl Storage {
     /// Stores a request's samples durably; `Ok` means they are in the write-ahead log.
     /// Labels must be sorted by name with unique names, else nothing is written.
     pub fn write(&self, req: &WriteRequest) -> Result<WriteResponse, StorageError> {
-        let result = self.write_inner(req);
-        if result.is_err() {
-            self.metrics.error("write");
-        }
-        result
+        self.metrics.count_error("write", self.write_inner(req))
     }
 
     fn write_inner(&self, req: &WriteRequest) -> Result<WriteResponse, StorageError> {
