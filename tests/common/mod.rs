@@ -204,11 +204,7 @@ impl Basin {
 
     /// Fetches `/metrics` as text.
     pub fn metrics(&self) -> String {
-        http()
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .and_then(|r| r.text())
-            .unwrap_or_default()
+        get_text(&format!("{}/metrics", self.url))
     }
 }
 
@@ -220,6 +216,11 @@ impl Drop for Basin {
 
 fn signal(c: &Child, sig: &str) {
     let _ = Command::new("kill").arg(format!("-{sig}")).arg(c.id().to_string()).status();
+}
+
+/// GET `url` as text; empty when the request fails (callers assert on the content).
+pub fn get_text(url: &str) -> String {
+    http().get(url).send().and_then(|r| r.text()).unwrap_or_default()
 }
 
 /// GET `base + path` with query parameters, parsed as JSON.
@@ -491,11 +492,7 @@ impl Alertmanager {
 
     /// Fetches Alertmanager's own `/metrics` as text.
     pub fn metrics(&self) -> String {
-        http()
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .and_then(|r| r.text())
-            .unwrap_or_default()
+        get_text(&format!("{}/metrics", self.url))
     }
 }
 

@@ -26,7 +26,7 @@ use axum::routing::get;
 use basin_proto::DEFAULT_TENANT;
 use basin_proto::node::StorageNode;
 pub use error::ApiError;
-use params::{MAX_TIME_MS, MIN_TIME_MS, Params};
+use params::Params;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -206,11 +206,8 @@ impl QueryApi {
         if p.all("match[]").is_empty() {
             return Err(ApiError::BadData("no match[] parameter provided".into()));
         }
-        let limit = p.limit()?;
-        let start = p.time_or("start", MIN_TIME_MS)?;
-        let end = p.time_or("end", MAX_TIME_MS)?;
-        let sets = p.match_sets()?;
-        let merged = self.source(&req.tenant).series(&sets, start, end, limit).await?;
+        let q = p.metadata_query()?;
+        let merged = self.source(&req.tenant).series(&q.sets, q.start, q.end, q.limit).await?;
         let mut data = String::new();
         data.push('[');
         for (i, labels) in merged.value.iter().enumerate() {
@@ -225,11 +222,8 @@ impl QueryApi {
 
     async fn labels(&self, req: &Request) -> Result<Answer, ApiError> {
         let p = &req.params;
-        let limit = p.limit()?;
-        let start = p.time_or("start", MIN_TIME_MS)?;
-        let end = p.time_or("end", MAX_TIME_MS)?;
-        let sets = p.match_sets()?;
-        let merged = self.source(&req.tenant).label_names(&sets, start, end, limit).await?;
+        let q = p.metadata_query()?;
+        let merged = self.source(&req.tenant).label_names(&q.sets, q.start, q.end, q.limit).await?;
         let mut data = String::new();
         json::write_str_list(&mut data, &merged.value);
         Ok(Answer::merged(data, merged))
@@ -240,11 +234,9 @@ impl QueryApi {
             return Err(ApiError::BadData(format!("invalid label name: {name:?}")));
         }
         let p = &req.params;
-        let limit = p.limit()?;
-        let start = p.time_or("start", MIN_TIME_MS)?;
-        let end = p.time_or("end", MAX_TIME_MS)?;
-        let sets = p.match_sets()?;
-        let merged = self.source(&req.tenant).label_values(name, &sets, start, end, limit).await?;
+        let q = p.metadata_query()?;
+        let merged =
+            self.source(&req.tenant).label_values(name, &q.sets, q.start, q.end, q.limit).await?;
         let mut data = String::new();
         json::write_str_list(&mut data, &merged.value);
         Ok(Answer::merged(data, merged))

@@ -21,6 +21,19 @@ const MIN_TIME_FORMATTED: &str = "-292273086-05-16T16:47:06Z";
 /// `MaxTime` formatted as Prometheus formats it.
 const MAX_TIME_FORMATTED: &str = "292277025-08-18T07:12:54.999999999Z";
 
+/// The parameters of `/series`, `/labels` and `/label/<name>/values`.
+#[derive(Debug, Clone)]
+pub struct MetadataQuery {
+    /// Most results (0: no limit).
+    pub limit: usize,
+    /// Range start in milliseconds (`MinTime` when absent).
+    pub start: i64,
+    /// Range end in milliseconds (`MaxTime` when absent).
+    pub end: i64,
+    /// `match[]` matcher sets (empty: all series).
+    pub sets: Vec<Vec<Matcher>>,
+}
+
 /// Decoded request parameters, in Prometheus' precedence order (body first, then URL).
 #[derive(Debug, Default, Clone)]
 pub struct Params {
@@ -98,6 +111,17 @@ impl Params {
                 )),
             },
         }
+    }
+
+    /// What the series and label endpoints share: `limit`, `start`, `end` and `match[]`,
+    /// read in that order (so the first bad one is the one reported, as in Prometheus).
+    pub fn metadata_query(&self) -> Result<MetadataQuery, ApiError> {
+        Ok(MetadataQuery {
+            limit: self.limit()?,
+            start: self.time_or("start", MIN_TIME_MS)?,
+            end: self.time_or("end", MAX_TIME_MS)?,
+            sets: self.match_sets()?,
+        })
     }
 
     /// The `match[]` selectors as matcher sets (a series matches if it matches any set).

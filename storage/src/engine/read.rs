@@ -149,9 +149,7 @@ impl Storage {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<Sample>, StorageError> {
-        let mut ro = ReadOptions::default();
-        ro.set_snapshot(snap);
-        ro.set_prefix_same_as_start(true);
+        let mut ro = snapshot_prefix_read(snap);
         if let Some(end) = keys::prefix_end(&keys::data_key(day, id, hi)) {
             ro.set_iterate_upper_bound(end);
         }
@@ -191,9 +189,7 @@ impl Storage {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<Sample>, StorageError> {
-        let mut ro = ReadOptions::default();
-        ro.set_snapshot(snap);
-        ro.set_prefix_same_as_start(true);
+        let ro = snapshot_prefix_read(snap);
         let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_CHUNKS), ro);
         it.seek(keys::data_key(day, id, lo));
         let mut out = Vec::new();
@@ -406,6 +402,14 @@ pub(crate) fn dedup(samples: &mut Vec<Sample>, interval: i64) {
         }
     }
     samples.truncate(keep);
+}
+
+/// Read options for a scan within one key prefix, at `snap`.
+fn snapshot_prefix_read(snap: &Snapshot<'_>) -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_snapshot(snap);
+    ro.set_prefix_same_as_start(true);
+    ro
 }
 
 #[cfg(test)]
