@@ -4,7 +4,7 @@
 mod common;
 
 use common::remote::{series, write};
-use common::{Cluster, assert_close, labels, matrix, vector};
+use common::{Cluster, assert_close, get_json, labels, matrix, vector};
 
 const T0: i64 = 1_700_000_000;
 
@@ -80,4 +80,92 @@ fn replicated_writes_land_on_rf_nodes_and_answers_stay_complete_with_one_node_do
         None,
     );
     assert_eq!(code, 503);
+}
+
+#[test]
+fn tsdb_status_counts_replicas_once_and_delete_reaches_every_replica() {
+    let mut c = Cluster::start(3, 2);
+    // rep: 60 series, shard = id % 3; other: 10 series with shard "x".
+    let mut all: Vec<_> = (0..60i64)
+        .map(|s| {
+            let (id, shard) = (s.to_string(), (s % 3).to_string());
+            series(&[("__name__", "rep"), ("id", &id), ("shard", &shard)], &[(T0 * 1000, 1.0)])
+        })
+        .collect();
+    all.extend((100..110i64).map(|s| {
+        let id = s.to_string();
+        series(&[("__name__", "other"), ("id", &id), ("shard", "x")], &[(T0 * 1000, 2.0)])
+    }));
+    write(&c.gateway.url, all);
+    let per_node = c.series_per_node();
+    assert_eq!(per_node.iter().sum::<usize>(), 140, "every series on 2 of 3 nodes: {per_node:?}");
+
+    let list = |s: &serde_json::Value, key: &str| -> Vec<(String, u64)> {
+        s["data"][key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {key} in {s}"))
+            .iter()
+            .map(|e| (e["name"].as_str().unwrap().to_string(), e["value"].as_u64().unwrap()))
+            .collect()
+    };
+    let owned = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    };
+    let s = get_json(&c.query.url, "/api/v1/status/tsdb", &[("limit", "6")]);
+    assert_eq!(s["status"], "success", "{s}");
+    assert!(s.get("warnings").is_none(), "{s}");
+    let head = &s["data"]["headStats"];
+    assert_eq!(head["numSeries"], 70, "not multiplied by RF: {s}");
+    // Distinct pairs: 2 metric names + 70 ids + 4 shards.
+    assert_eq!(head["numLabelPairs"], 76, "{s}");
+    assert_eq!(list(&s, "seriesCountByMetricName"), owned(&[("rep", 60), ("other", 10)]));
+    assert_eq!(
+        list(&s, "labelValueCountByLabelName"),
+        owned(&[("id", 70), ("shard", 4), ("__name__", 2)])
+    );
+    // len(value) x series: 60 x 3 + 10 x 5; 10 x 1 + 50 x 2 + 10 x 3; 70 x 1.
+    assert_eq!(
+        list(&s, "memoryInBytesByLabelName"),
+        owned(&[("__name__", 230), ("id", 140), ("shard", 70)])
+    );
+    assert_eq!(
+        list(&s, "seriesCountByLabelValuePair"),
+        owned(&[
+            ("__name__=rep", 60),
+            ("shard=0", 20),
+            ("shard=1", 20),
+            ("shard=2", 20),
+            ("__name__=other", 10),
+            ("shard=x", 10),
+        ])
+    );
+
+    // A delete reaches both replicas of every matching series.
+    let resp = common::http()
+        .post(format!("{}/api/v1/admin/tsdb/delete_series", c.query.url))
+        .form(&[("match[]", r#"rep{shard="1"}"#)])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(c.series_per_node().iter().sum::<usize>(), 100, "20 series x 2 replicas gone");
+    assert_close(vector(&c.query.query("count(rep)", T0 as f64))[0].1, 40.0, "count after delete");
+    let s = get_json(&c.query.url, "/api/v1/status/tsdb", &[]);
+    assert_eq!(s["data"]["headStats"]["numSeries"], 50, "{s}");
+
+    // With a node down: a delete is an error (not a silent partial delete); the status
+    // answers, says its counts are estimates, and never counts more than there is.
+    c.storage[2].kill9();
+    let resp = common::http()
+        .post(format!("{}/api/v1/admin/tsdb/delete_series", c.query.url))
+        .form(&[("match[]", "other")])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["errorType"], "unavailable", "{body}");
+    let s = get_json(&c.query.url, "/api/v1/status/tsdb", &[]);
+    assert_eq!(s["status"], "success", "{s}");
+    assert!(s["warnings"].as_array().is_some_and(|w| !w.is_empty()), "{s}");
+    let n = s["data"]["headStats"]["numSeries"].as_u64().unwrap();
+    assert!((25..=50).contains(&n), "{s}");
 }

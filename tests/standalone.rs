@@ -315,3 +315,138 @@ fn query_max_series_limit_is_a_422_naming_the_limit() {
     let msg = body["error"].as_str().unwrap();
     assert!(msg.contains("max_series"), "the error should name the limit: {msg}");
 }
+
+/// `POST` form-encoded `params` to `base + path`: status code and body.
+fn post_form(base: &str, path: &str, params: &[(&str, &str)]) -> (u16, String) {
+    let resp = common::http()
+        .post(format!("{base}{path}"))
+        .form(params)
+        .send()
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let code = resp.status().as_u16();
+    (code, resp.text().unwrap_or_default())
+}
+
+fn stat_list(status: &serde_json::Value, key: &str) -> Vec<(String, u64)> {
+    status["data"][key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+        .iter()
+        .map(|e| {
+            (e["name"].as_str().expect("name").to_string(), e["value"].as_u64().expect("value"))
+        })
+        .collect()
+}
+
+#[test]
+fn tsdb_status_and_delete_series_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let basin = Basin::standalone(dir.path(), &[]);
+    write(
+        &basin.url,
+        vec![
+            counter_series("api", "a:1", 3.0),
+            counter_series("api", "b:1", 6.0),
+            counter_series("db", "c:1", 1.5),
+            series(&[("__name__", "temperature"), ("room", "kitchen")], &[(T0 * 1000, 21.5)]),
+        ],
+    );
+
+    // Prometheus' shape, with the numbers of the four series written above.
+    let s = get_json(&basin.url, "/api/v1/status/tsdb", &[]);
+    assert_eq!(s["status"], "success", "{s}");
+    let head = &s["data"]["headStats"];
+    assert_eq!(head["numSeries"], 4, "{s}");
+    // __name__ x2, job x2, instance x3, room x1.
+    assert_eq!(head["numLabelPairs"], 8, "{s}");
+    assert_eq!(head["chunkCount"], 0);
+    let (min, max) = (head["minTime"].as_i64().unwrap(), head["maxTime"].as_i64().unwrap());
+    assert!(min <= T0 * 1000 && (T0 + 600) * 1000 <= max, "{s}");
+    let owned = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    };
+    assert_eq!(
+        stat_list(&s, "seriesCountByMetricName"),
+        owned(&[("http_requests_total", 3), ("temperature", 1)])
+    );
+    assert_eq!(
+        stat_list(&s, "labelValueCountByLabelName"),
+        owned(&[("instance", 3), ("__name__", 2), ("job", 2), ("room", 1)])
+    );
+    // len(value) x series: 3 x 19 + 11; 3 x 3; 2 x 3 + 2; 7.
+    assert_eq!(
+        stat_list(&s, "memoryInBytesByLabelName"),
+        owned(&[("__name__", 68), ("instance", 9), ("job", 8), ("room", 7)])
+    );
+    let pairs = stat_list(&s, "seriesCountByLabelValuePair");
+    assert_eq!(pairs.len(), 8);
+    assert_eq!(pairs[..2], owned(&[("__name__=http_requests_total", 3), ("job=api", 2)]));
+    // limit (and VictoriaMetrics' topN), form POST, date.
+    let (code, text) = post_form(&basin.url, "/api/v1/status/tsdb", &[("limit", "1")]);
+    assert_eq!(code, 200, "{text}");
+    let one: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(stat_list(&one, "labelValueCountByLabelName"), owned(&[("instance", 3)]));
+    let top2 = get_json(&basin.url, "/api/v1/status/tsdb", &[("topN", "2")]);
+    assert_eq!(stat_list(&top2, "seriesCountByLabelValuePair").len(), 2);
+    let day = get_json(&basin.url, "/api/v1/status/tsdb", &[("date", "2023-11-14")]);
+    assert_eq!(day["data"]["headStats"]["numSeries"], 4, "{day}");
+    let before = get_json(&basin.url, "/api/v1/status/tsdb", &[("date", "2023-11-13")]);
+    assert_eq!(before["data"]["headStats"]["numSeries"], 0, "{before}");
+    let bad = get_json(&basin.url, "/api/v1/status/tsdb", &[("limit", "0")]);
+    assert_eq!(bad["errorType"], "bad_data", "{bad}");
+
+    // Delete a range of one series: 204, and the query shows the gap.
+    let count_in = |instance: &str| {
+        let q = format!(r#"count_over_time(http_requests_total{{instance="{instance}"}}[10m])"#);
+        vector(&basin.query(&q, (T0 + 600) as f64)).first().map_or(0.0, |x| x.1)
+    };
+    assert_eq!(count_in("a:1"), 40.0); // (T0, T0+600]: samples 1..=40
+    let (start, end) = ((T0 + 100).to_string(), (T0 + 300).to_string());
+    let (code, text) = post_form(
+        &basin.url,
+        "/api/v1/admin/tsdb/delete_series",
+        &[("match[]", r#"http_requests_total{instance="a:1"}"#), ("start", &start), ("end", &end)],
+    );
+    assert_eq!((code, text.as_str()), (204, ""));
+    // Samples every 15 s from T0: those at T0+105 ..= T0+300 (14) are gone.
+    let kept = (1..=40).filter(|i| !(100..=300).contains(&(i * 15))).count() as f64;
+    assert_eq!(kept, 26.0);
+    assert_eq!(count_in("a:1"), kept);
+    assert_eq!(count_in("b:1"), 40.0);
+    let gap = basin.query(r#"http_requests_total{instance="a:1"}[190s]"#, (T0 + 300) as f64);
+    assert_eq!(gap["data"]["result"], serde_json::json!([]), "{gap}");
+    let after = vector(&basin.query(r#"http_requests_total{instance="a:1"}"#, (T0 + 315) as f64));
+    assert_eq!(after[0].1, 21.0 * 3.0);
+
+    // Delete a whole series (no range): gone from the label APIs and the status.
+    let resp = common::http()
+        .put(format!("{}/api/v1/admin/tsdb/delete_series", basin.url))
+        .query(&[("match[]", "temperature")])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let names = get_json(&basin.url, "/api/v1/label/__name__/values", &[]);
+    assert_eq!(names["data"], serde_json::json!(["http_requests_total"]), "{names}");
+    let labels_now = get_json(&basin.url, "/api/v1/labels", &[]);
+    assert_eq!(labels_now["data"], serde_json::json!(["__name__", "instance", "job"]));
+    let s = get_json(&basin.url, "/api/v1/status/tsdb", &[]);
+    assert_eq!(s["data"]["headStats"]["numSeries"], 3, "{s}");
+    assert!(vector(&basin.query("temperature", T0 as f64)).is_empty());
+
+    // Bad deletes are 400 bad_data and delete nothing.
+    for params in [vec![], vec![("match[]", r#"{job=~".*"}"#)], vec![("match[]", "x{")]] {
+        let (code, text) = post_form(&basin.url, "/api/v1/admin/tsdb/delete_series", &params);
+        assert_eq!(code, 400, "{params:?}: {text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["errorType"], "bad_data");
+    }
+    let (code, _) = post_form(
+        &basin.url,
+        "/api/v1/admin/tsdb/delete_series",
+        &[("match[]", "http_requests_total"), ("start", "200"), ("end", "100")],
+    );
+    assert_eq!(code, 400);
+    assert_eq!(count_in("b:1"), 40.0);
+    let (code, text) = post_form(&basin.url, "/api/v1/admin/tsdb/clean_tombstones", &[]);
+    assert_eq!((code, text.as_str()), (204, ""));
+}

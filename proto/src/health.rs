@@ -20,7 +20,8 @@
 
 use crate::node::{StorageNode, is_retryable};
 use crate::storage::{
-    LabelNamesRequest, LabelValuesRequest, SelectRequest, Series, SeriesRequest, WriteRequest,
+    DeleteSeriesRequest, DeleteSeriesResponse, LabelNamesRequest, LabelValuesRequest,
+    SelectRequest, Series, SeriesRequest, TsdbStatusRequest, TsdbStatusResponse, WriteRequest,
     WriteResponse,
 };
 use std::fmt::Write as _;
@@ -230,6 +231,17 @@ impl StorageNode for ObservedNode {
 
     async fn series(&self, req: SeriesRequest) -> Result<Vec<Series>, Status> {
         self.observe(self.inner.series(req)).await
+    }
+
+    async fn tsdb_status(&self, req: TsdbStatusRequest) -> Result<TsdbStatusResponse, Status> {
+        self.observe(self.inner.tsdb_status(req)).await
+    }
+
+    async fn delete_series(
+        &self,
+        req: DeleteSeriesRequest,
+    ) -> Result<DeleteSeriesResponse, Status> {
+        self.observe(self.inner.delete_series(req)).await
     }
 }
 

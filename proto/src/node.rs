@@ -6,7 +6,8 @@
 //! [`is_retryable`] tells a gateway whether a sender may retry.
 
 use crate::storage::{
-    LabelNamesRequest, LabelValuesRequest, SelectRequest, Series, SeriesRequest, WriteRequest,
+    DeleteSeriesRequest, DeleteSeriesResponse, LabelNamesRequest, LabelValuesRequest,
+    SelectRequest, Series, SeriesRequest, TsdbStatusRequest, TsdbStatusResponse, WriteRequest,
     WriteResponse, storage_client::StorageClient,
 };
 use std::time::Duration;
@@ -28,6 +29,19 @@ pub trait StorageNode: Send + Sync + std::fmt::Debug {
     async fn label_values(&self, req: LabelValuesRequest) -> Result<Vec<String>, Status>;
     /// Label sets of matching series.
     async fn series(&self, req: SeriesRequest) -> Result<Vec<Series>, Status>;
+    /// Cardinality statistics from the postings index. Nodes that do not implement it
+    /// answer `Unimplemented`.
+    async fn tsdb_status(&self, _req: TsdbStatusRequest) -> Result<TsdbStatusResponse, Status> {
+        Err(Status::unimplemented("tsdb_status is not supported by this storage node"))
+    }
+    /// Admin: deletes the samples of matching series in a time range. Nodes that do not
+    /// implement it answer `Unimplemented`.
+    async fn delete_series(
+        &self,
+        _req: DeleteSeriesRequest,
+    ) -> Result<DeleteSeriesResponse, Status> {
+        Err(Status::unimplemented("delete_series is not supported by this storage node"))
+    }
 }
 
 /// Whether a failed storage call may succeed when retried (node down, overloaded, timed out).
@@ -99,5 +113,16 @@ impl StorageNode for GrpcStorageNode {
 
     async fn series(&self, req: SeriesRequest) -> Result<Vec<Series>, Status> {
         Ok(self.client.clone().series(req).await?.into_inner().series)
+    }
+
+    async fn tsdb_status(&self, req: TsdbStatusRequest) -> Result<TsdbStatusResponse, Status> {
+        Ok(self.client.clone().tsdb_status(req).await?.into_inner())
+    }
+
+    async fn delete_series(
+        &self,
+        req: DeleteSeriesRequest,
+    ) -> Result<DeleteSeriesResponse, Status> {
+        Ok(self.client.clone().delete_series(req).await?.into_inner())
     }
 }

@@ -22,10 +22,12 @@ use crate::metrics::QueryMetrics;
 use crate::source::{Selected, SeriesSource, SourceError};
 use basin_proto::node::StorageNode;
 use basin_proto::storage::{
-    Label, LabelNamesRequest, LabelValuesRequest, Matcher, MatcherSet, Sample, SelectHints,
-    SelectRequest, Series, SeriesRequest,
+    DeleteSeriesRequest, DeleteSeriesResponse, Label, LabelNamesRequest, LabelValuesRequest,
+    Matcher, MatcherSet, Sample, SelectHints, SelectRequest, Series, SeriesRequest, StatEntry,
+    TsdbStatusRequest, TsdbStatusResponse,
 };
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +116,18 @@ impl FanoutSource {
         F: Fn(Arc<dyn StorageNode>) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
+        let (answers, failures) = self.call_all(call).await?;
+        let warnings = self.judge(&failures)?;
+        Ok((answers, warnings))
+    }
+
+    /// Calls `call` on every node in parallel with the node deadline: the answers (in node
+    /// order) and the failed nodes. A request error (bad request, limit) fails it at once.
+    async fn call_all<T, F, Fut>(&self, call: F) -> Result<(Vec<T>, Vec<NodeFailure>), SourceError>
+    where
+        F: Fn(Arc<dyn StorageNode>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
         if self.nodes.is_empty() {
             return Err(SourceError::Unavailable("no storage nodes configured".into()));
         }
@@ -151,8 +165,7 @@ impl FanoutSource {
             }
             failures.push(NodeFailure { node, reason });
         }
-        let warnings = self.judge(&failures)?;
-        Ok((answers, warnings))
+        Ok((answers, failures))
     }
 
     /// Applies the RF / partial-response rules to the failed nodes of one fan-out.
@@ -263,6 +276,206 @@ impl FanoutSource {
             .await?;
         Ok(truncate(union_sorted(answers), limit, warnings))
     }
+
+    /// Cardinality statistics of the tenant (Prometheus' `/api/v1/status/tsdb`) over all
+    /// storage nodes, top `limit` entries per list (`limit` > 0). `start_ms`/`end_ms` 0 and 0
+    /// mean all time, else the series with samples on the days the range touches.
+    ///
+    /// Merging replicas. Nodes only report counts, and with replication factor RF each series
+    /// sits on RF nodes, so summing would multiply by RF. Exact distinct counts would need
+    /// every node's series ids; instead:
+    /// - series counts (`numSeries`, series per metric name and per `name=value` pair) and
+    ///   value bytes per label name are additive over series: the estimate is
+    ///   `max(largest single node, ceil(sum / RF))`. That is exact while every series is on
+    ///   exactly RF answering nodes (the gateway's invariant when no node was down at write
+    ///   time); with nodes missing it is a lower bound (never below what one node alone
+    ///   proves), and series rerouted around a down node (on more than RF nodes) may be
+    ///   counted a little high;
+    /// - distinct values per label name are not additive (the same value lives on every
+    ///   node), so they are counted exactly, as the union of the label's values from every
+    ///   node (one label-values fan-out per candidate name); `numLabelPairs` is their sum
+    ///   when every label name was a candidate, else the largest single node's count;
+    /// - each node is asked for `limit` x [`STATUS_OVERFETCH`] entries, so an entry in the
+    ///   merged top `limit` is almost surely in every node's list (series spread evenly);
+    /// - with nodes missing the answer carries a warning that counts are estimates.
+    pub async fn tsdb_status(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<(TsdbStatusResponse, Vec<String>), SourceError> {
+        let limit = limit.max(1);
+        let node_limit =
+            if self.nodes.len() == 1 { limit } else { limit.saturating_mul(STATUS_OVERFETCH) };
+        let req = TsdbStatusRequest {
+            tenant: self.tenant.clone(),
+            start_ms,
+            end_ms,
+            limit: u64::try_from(node_limit).unwrap_or(u64::MAX),
+        };
+        let (answers, failures) = self
+            .call_all(|node| {
+                let req = req.clone();
+                async move { node.tsdb_status(req).await }
+            })
+            .await?;
+        let mut warnings = self.judge(&failures)?;
+        if self.nodes.len() == 1 {
+            return Ok((answers.into_iter().next().unwrap_or_default(), warnings));
+        }
+        if !failures.is_empty() {
+            warnings.push(format!(
+                "tsdb status: {} of {} storage nodes did not answer; series counts are estimates",
+                failures.len(),
+                self.nodes.len()
+            ));
+        }
+        let rf = self.opts.replication_factor.max(1) as u64;
+        let additive = |pick: fn(&TsdbStatusResponse) -> &[StatEntry]| {
+            merge_additive(answers.iter().map(pick), rf, limit)
+        };
+        let mut out = TsdbStatusResponse {
+            num_series: estimate(answers.iter().map(|a| a.num_series), rf),
+            min_time_ms: answers.iter().map(|a| a.min_time_ms).min().unwrap_or(i64::MAX),
+            max_time_ms: answers.iter().map(|a| a.max_time_ms).max().unwrap_or(i64::MIN),
+            series_count_by_metric_name: additive(|a| &a.series_count_by_metric_name),
+            memory_in_bytes_by_label_name: additive(|a| &a.memory_in_bytes_by_label_name),
+            series_count_by_label_value_pair: additive(|a| &a.series_count_by_label_value_pair),
+            ..Default::default()
+        };
+
+        // Distinct values per label name: the union over nodes, for every candidate name.
+        let mut candidates: BTreeMap<&str, u64> = BTreeMap::new();
+        for a in &answers {
+            for e in &a.label_value_count_by_label_name {
+                let best = candidates.entry(e.name.as_str()).or_default();
+                *best = (*best).max(e.value);
+            }
+        }
+        let complete = answers.iter().all(|a| a.label_value_count_by_label_name.len() < node_limit);
+        let mut counts: Vec<(&str, u64, bool)> = Vec::with_capacity(candidates.len());
+        let candidates: Vec<(&str, u64)> = candidates.into_iter().collect();
+        for group in candidates.chunks(STATUS_CONCURRENCY) {
+            let calls = group
+                .iter()
+                .map(|&(name, lower)| self.distinct_values(name, lower, start_ms, end_ms));
+            counts.extend(futures::future::join_all(calls).await);
+        }
+        let exact = counts.iter().all(|(_, _, exact)| *exact);
+        let mut values: Vec<StatEntry> = counts
+            .into_iter()
+            .map(|(name, value, _)| StatEntry { name: name.to_string(), value })
+            .collect();
+        out.num_label_pairs = if complete && exact {
+            values.iter().map(|e| e.value).sum()
+        } else {
+            answers.iter().map(|a| a.num_label_pairs).max().unwrap_or(0)
+        };
+        sort_entries(&mut values);
+        values.truncate(limit);
+        out.label_value_count_by_label_name = values;
+        Ok((out, warnings))
+    }
+
+    /// Distinct values of label `name` over all nodes (at least `lower`, what one node
+    /// reported), and whether every node answered.
+    async fn distinct_values<'n>(
+        &self,
+        name: &'n str,
+        lower: u64,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> (&'n str, u64, bool) {
+        match self.label_values(name, &[], start_ms, end_ms, 0).await {
+            Ok(m) => (name, (m.value.len() as u64).max(lower), m.warnings.is_empty()),
+            Err(_) => (name, lower, false),
+        }
+    }
+
+    /// Deletes the samples in `[start_ms, end_ms]` (literal: all time is `i64::MIN..i64::MAX`
+    /// or Prometheus' MinTime..MaxTime) of the series matching any of `matcher_sets`, on every
+    /// storage node. Unlike reads this is all or nothing: any node that fails or does not
+    /// answer makes it an error (the nodes that did answer have deleted; repeating the delete
+    /// is safe). Returns the nodes' answers summed (replicas counted once per node).
+    pub async fn delete_series(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<DeleteSeriesResponse, SourceError> {
+        let req = DeleteSeriesRequest {
+            tenant: self.tenant.clone(),
+            matchers: to_sets(matcher_sets),
+            start_ms,
+            end_ms,
+        };
+        let (answers, failures) = self
+            .call_all(|node| {
+                let req = req.clone();
+                async move { node.delete_series(req).await }
+            })
+            .await?;
+        if !failures.is_empty() {
+            let reasons: Vec<String> =
+                failures.iter().map(|f| format!("storage node {}: {}", f.node, f.reason)).collect();
+            return Err(SourceError::Unavailable(format!(
+                "delete_series did not reach {} of {} storage nodes ({}); retry the delete",
+                failures.len(),
+                self.nodes.len(),
+                reasons.join("; ")
+            )));
+        }
+        let mut total = DeleteSeriesResponse::default();
+        for a in answers {
+            total.series_matched += a.series_matched;
+            total.samples_deleted += a.samples_deleted;
+            total.series_removed += a.series_removed;
+        }
+        Ok(total)
+    }
+}
+
+/// How many times `limit` entries each node is asked for when several are merged.
+pub const STATUS_OVERFETCH: usize = 4;
+
+/// Label-values fan-outs run at once while merging `tsdb_status`.
+const STATUS_CONCURRENCY: usize = 8;
+
+/// `max(largest single value, ceil(sum / rf))`: see [`FanoutSource::tsdb_status`].
+fn estimate(values: impl Iterator<Item = u64>, rf: u64) -> u64 {
+    let (mut max, mut sum) = (0u64, 0u64);
+    for v in values {
+        max = max.max(v);
+        sum = sum.saturating_add(v);
+    }
+    max.max(sum.div_ceil(rf.max(1)))
+}
+
+/// Merges the per-node lists of an additive statistic (absent entries count 0) with
+/// [`estimate`], largest first, at most `limit`.
+fn merge_additive<'a>(
+    lists: impl Iterator<Item = &'a [StatEntry]>,
+    rf: u64,
+    limit: usize,
+) -> Vec<StatEntry> {
+    let mut by_name: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for list in lists {
+        for e in list {
+            by_name.entry(e.name.as_str()).or_default().push(e.value);
+        }
+    }
+    let mut out: Vec<StatEntry> = by_name
+        .into_iter()
+        .map(|(name, v)| StatEntry { name: name.to_string(), value: estimate(v.into_iter(), rf) })
+        .collect();
+    sort_entries(&mut out);
+    out.truncate(limit);
+    out
+}
+
+/// Largest value first, equal values by name.
+fn sort_entries(v: &mut [StatEntry]) {
+    v.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.name.cmp(&b.name)));
 }
 
 #[async_trait::async_trait]

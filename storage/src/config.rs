@@ -34,9 +34,13 @@ pub struct StorageConfig {
     /// Queries spanning more day partitions than this use the global index instead of the
     /// per-day one (one index lookup instead of one per day).
     pub max_index_days: usize,
-    /// How many samples a head (in-WAL, uncompressed) series may hold before `flush` or the
-    /// background maintenance cuts it into compressed chunks.
+    /// Samples per compressed chunk: a head (in-memory, uncompressed) series is cut into
+    /// chunks by the background task once it holds this many.
     pub samples_per_chunk: usize,
+    /// WAL bytes written since the last checkpoint that make the background task checkpoint
+    /// early (cut full head series into chunks and truncate the WAL): bounds the WAL's size
+    /// and the time replay takes after a crash.
+    pub wal_checkpoint_bytes: usize,
     /// How often the background task enforces retention and cuts head samples into chunks.
     /// `None` disables the background task (tests; `flush` still does both).
     pub maintenance_interval: Option<Duration>,
@@ -56,6 +60,7 @@ impl Default for StorageConfig {
             block_cache_bytes: 256 << 20,
             max_index_days: 40,
             samples_per_chunk: 120,
+            wal_checkpoint_bytes: 64 << 20,
             maintenance_interval: Some(Duration::from_secs(300)),
             series_hasher: basin_proto::hash::series_hash,
         }

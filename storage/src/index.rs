@@ -211,6 +211,75 @@ impl<'a> Index<'a> {
     }
 }
 
+/// Walks the postings of several scopes (prefixes) of the index as one stream in
+/// `(name, value, id)` order, merged across scopes so that a series posted in several scopes
+/// (days) counts once. Calls `f(name, value, series)` once per distinct `(name, value)`, in
+/// order, with its number of distinct series ids; the all-series posting comes first as
+/// `("", "")`. One pass over each prefix, memory independent of the index size.
+pub(crate) fn for_each_pair(
+    index: &Index<'_>,
+    scopes: &[Vec<u8>],
+    mut f: impl FnMut(&str, &str, u64),
+) -> Result<(), StorageError> {
+    let mut its: Vec<(usize, DBRawIterator<'_>)> =
+        scopes.iter().map(|p| (p.len(), index.iter(p))).collect();
+    // The last suffix counted (`name value id`), and the current group (`name value`).
+    let mut last: Vec<u8> = Vec::new();
+    let mut group: Vec<u8> = Vec::new();
+    let mut current: Option<(String, String, u64)> = None;
+    loop {
+        // The iterator whose key suffix (after its scope prefix) is smallest.
+        let mut best: Option<usize> = None;
+        for i in 0..its.len() {
+            let Some(k) = its[i].1.key() else { continue };
+            let smaller = match best {
+                None => true,
+                Some(b) => its[b].1.key().is_none_or(|bk| k[its[i].0..] < bk[its[b].0..]),
+            };
+            if smaller {
+                best = Some(i);
+            }
+        }
+        let Some(b) = best else { break };
+        let (plen, it) = &mut its[b];
+        let Some(k) = it.key() else { break };
+        let suffix = &k[*plen..];
+        if suffix != last.as_slice() {
+            let Some(pair_len) = suffix.len().checked_sub(8) else {
+                return Err(StorageError::corrupt("postings", k, "short posting key"));
+            };
+            let pair = &suffix[..pair_len];
+            if pair != group.as_slice() {
+                let bad = || StorageError::corrupt("postings", k, "bad posting name or value");
+                let (name, rest) = keys::take_str(pair).ok_or_else(bad)?;
+                let (value, rest) = keys::take_str(rest).ok_or_else(bad)?;
+                if !rest.is_empty() {
+                    return Err(bad());
+                }
+                if let Some((n, v, c)) = current.take() {
+                    f(&n, &v, c);
+                }
+                current = Some((name, value, 0));
+                group.clear();
+                group.extend_from_slice(pair);
+            }
+            if let Some((_, _, c)) = current.as_mut() {
+                *c += 1;
+            }
+            last.clear();
+            last.extend_from_slice(suffix);
+        }
+        it.next();
+    }
+    for (_, it) in &its {
+        it.status()?;
+    }
+    if let Some((n, v, c)) = current {
+        f(&n, &v, c);
+    }
+    Ok(())
+}
+
 /// The postings to write for a series in a scope: one per label plus the all-series one.
 pub(crate) fn postings_of(
     scope: &Scope<'_>,

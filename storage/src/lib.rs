@@ -2,7 +2,8 @@
 //!
 //! - [`Storage`] (in [`engine`]): series, inverted index (global and per-day postings), head
 //!   samples in a WAL-backed column family and compressed chunks ([`codec`]), day partitions
-//!   for retention, dedup, limits.
+//!   for retention, dedup, limits; cardinality statistics ([`Storage::tsdb_status`]) and
+//!   deletes ([`Storage::delete_series`]).
 //! - [`LocalNode`]: the engine as a [`basin_proto::node::StorageNode`] for standalone mode.
 //! - [`grpc_service`]: the `basin.storage.v1.Storage` gRPC server for a storage node.
 //! - [`admin_router`]: `POST /api/v1/admin/flush`.

@@ -27,6 +27,10 @@ pub struct StorageMetrics {
     pub select_requests: Counter,
     /// Select latency in seconds.
     pub select_seconds: Histogram,
+    /// Samples removed by `delete_series`.
+    pub samples_deleted: Counter,
+    /// Series removed entirely by `delete_series`.
+    pub series_deleted: Counter,
     /// Failed operations, by `op`.
     pub errors: Family<OpLabel, Counter>,
 }
@@ -40,6 +44,8 @@ impl Default for StorageMetrics {
             id_collisions: Counter::default(),
             select_requests: Counter::default(),
             select_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            samples_deleted: Counter::default(),
+            series_deleted: Counter::default(),
             errors: Family::default(),
         }
     }
@@ -65,5 +71,7 @@ pub fn register_metrics(storage: &Arc<Storage>, registry: &mut Registry) {
     r.register("series_id_collisions", "Series id hash collisions resolved", m.id_collisions);
     r.register("select_requests", "Select requests served", m.select_requests);
     r.register("select_duration_seconds", "Select latency", m.select_seconds);
+    r.register("samples_deleted", "Samples removed by delete_series", m.samples_deleted);
+    r.register("series_deleted", "Series removed entirely by delete_series", m.series_deleted);
     r.register("errors", "Failed storage operations by operation", m.errors);
 }

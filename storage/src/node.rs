@@ -7,7 +7,8 @@ use crate::engine::Storage;
 use crate::error::StorageError;
 use basin_proto::node::StorageNode;
 use basin_proto::storage::{
-    LabelNamesRequest, LabelValuesRequest, SelectRequest, Series, SeriesRequest, WriteRequest,
+    DeleteSeriesRequest, DeleteSeriesResponse, LabelNamesRequest, LabelValuesRequest,
+    SelectRequest, Series, SeriesRequest, TsdbStatusRequest, TsdbStatusResponse, WriteRequest,
     WriteResponse,
 };
 use std::sync::Arc;
@@ -60,5 +61,16 @@ impl StorageNode for LocalNode {
 
     async fn series(&self, req: SeriesRequest) -> Result<Vec<Series>, Status> {
         Ok(blocking(&self.0, move |s| s.series(&req)).await?)
+    }
+
+    async fn tsdb_status(&self, req: TsdbStatusRequest) -> Result<TsdbStatusResponse, Status> {
+        Ok(blocking(&self.0, move |s| s.tsdb_status(&req)).await?)
+    }
+
+    async fn delete_series(
+        &self,
+        req: DeleteSeriesRequest,
+    ) -> Result<DeleteSeriesResponse, Status> {
+        Ok(blocking(&self.0, move |s| s.delete_series(&req)).await?)
     }
 }

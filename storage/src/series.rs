@@ -120,6 +120,17 @@ impl SeriesCache {
         self.by_id.insert(id, entry);
     }
 
+    /// Forgets a deleted series, both directions of the mapping (`insert` always adds both,
+    /// so the key is found through the entry).
+    pub(crate) fn remove(&mut self, id: u64) {
+        if let Some(entry) = self.by_id.remove(&id) {
+            let key = encode(&entry.tenant, &entry.labels);
+            if self.by_key.get(&key) == Some(&id) {
+                self.by_key.remove(&key);
+            }
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }

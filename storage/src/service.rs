@@ -9,8 +9,9 @@ use crate::node::blocking;
 use basin_proto::node::MAX_GRPC_MESSAGE_BYTES;
 use basin_proto::storage::storage_server::{self, StorageServer};
 use basin_proto::storage::{
-    LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, SelectRequest,
-    SelectResponse, Series, SeriesRequest, SeriesResponse, WriteRequest, WriteResponse,
+    DeleteSeriesRequest, DeleteSeriesResponse, LabelNamesRequest, LabelNamesResponse,
+    LabelValuesRequest, LabelValuesResponse, SelectRequest, SelectResponse, Series, SeriesRequest,
+    SeriesResponse, TsdbStatusRequest, TsdbStatusResponse, WriteRequest, WriteResponse,
 };
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -98,6 +99,22 @@ impl storage_server::Storage for StorageService {
         let req = req.into_inner();
         let series = blocking(&self.storage, move |s| s.series(&req)).await?;
         Ok(Response::new(SeriesResponse { series }))
+    }
+
+    async fn tsdb_status(
+        &self,
+        req: Request<TsdbStatusRequest>,
+    ) -> Result<Response<TsdbStatusResponse>, Status> {
+        let req = req.into_inner();
+        Ok(Response::new(blocking(&self.storage, move |s| s.tsdb_status(&req)).await?))
+    }
+
+    async fn delete_series(
+        &self,
+        req: Request<DeleteSeriesRequest>,
+    ) -> Result<Response<DeleteSeriesResponse>, Status> {
+        let req = req.into_inner();
+        Ok(Response::new(blocking(&self.storage, move |s| s.delete_series(&req)).await?))
     }
 }
 

@@ -437,33 +437,104 @@ fn retention_drops_old_days() {
 }
 
 #[test]
-fn corrupt_values_name_series_and_key() {
+fn corrupt_chunk_names_series_and_key() {
     let dir = tempfile::tempdir().unwrap();
     fn fixed(_: &str, _: &[basin_proto::storage::Label]) -> u64 {
         42
     }
     let cfg = StorageConfig { series_hasher: fixed, ..config(dir.path()) };
+    // day | id | last timestamp
+    let mut key = Vec::new();
+    key.extend_from_slice(&((T0.div_euclid(DAY) as u32) ^ (1 << 31)).to_be_bytes());
+    key.extend_from_slice(&42u64.to_be_bytes());
+    key.extend_from_slice(&((T0 as u64) ^ (1 << 63)).to_be_bytes());
     {
         let st = Storage::open(cfg.clone()).unwrap();
         write(&st, "", vec![series(&[("__name__", "up"), ("job", "x")], &[(T0, 1.0)])]);
+        st.flush().unwrap();
     }
     {
-        // Overwrite the head sample with a 3-byte value, behind the engine's back.
+        // Overwrite the chunk with 3 bytes of garbage, behind the engine's back.
         let opts = rocksdb::Options::default();
         let db =
-            rocksdb::DB::open_cf(&opts, dir.path(), ["series", "index", "head", "chunks"]).unwrap();
-        let mut key = Vec::new();
-        let day = T0.div_euclid(DAY) as i32;
-        key.extend_from_slice(&((day as u32) ^ (1 << 31)).to_be_bytes());
-        key.extend_from_slice(&42u64.to_be_bytes());
-        key.extend_from_slice(&((T0 as u64) ^ (1 << 63)).to_be_bytes());
-        db.put_cf(db.cf_handle("head").unwrap(), &key, [1, 2, 3]).unwrap();
+            rocksdb::DB::open_cf(&opts, dir.path(), ["series", "index", "wal", "chunks"]).unwrap();
+        let chunks = db.cf_handle("chunks").unwrap();
+        assert!(db.get_cf(chunks, &key).unwrap().is_some(), "the chunk is at the expected key");
+        db.put_cf(chunks, &key, [1, 9, 3]).unwrap();
     }
     let st = Storage::open(cfg).unwrap();
     let err = st.select(&select_req("", vec![eq("job", "x")], T0, T0)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains(r#"up{job="x"}"#) && msg.contains("3 bytes"), "{msg}");
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(msg.contains(r#"up{job="x"}"#) && msg.contains("unknown chunk value mode 9"), "{msg}");
+    assert!(msg.contains(&hex), "{msg} names key {hex}");
     assert_eq!(err.to_status().code(), tonic::Code::DataLoss);
+    // The node stays up: other series still answer.
+    write(&st, "", vec![series(&[("__name__", "up"), ("job", "y")], &[(T0, 2.0)])]);
+    assert_eq!(select(&st, "", vec![eq("job", "y")], T0, T0).len(), 1);
+}
+
+/// A checkpoint cuts whole chunks and keeps the rest in the WAL's checkpoint; after a
+/// reopen without flush, the head is rebuilt from checkpoint plus later records.
+#[test]
+fn checkpoint_then_reopen_replays_head_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig { samples_per_chunk: 16, ..config(dir.path()) };
+    // Recent data (a checkpoint cuts every sample of days before yesterday), all in today.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let now = now.as_millis() as i64;
+    let t0 = (now - 3_600_000).max(now - now.rem_euclid(DAY));
+    let pts = |from: i64, to: i64| -> Vec<(i64, f64)> {
+        (from..to).map(|k| (t0 + k * 15_000, k as f64 * 0.1)).collect()
+    };
+    let l = [("__name__", "m"), ("job", "x")];
+    {
+        let st = Storage::open(cfg.clone()).unwrap();
+        write(&st, "", vec![series(&l, &pts(0, 40))]);
+        assert_eq!(st.head_len(), 40);
+        assert_eq!(st.checkpoint().unwrap(), 32, "two whole chunks of 16 are cut");
+        assert_eq!(st.head_len(), 8);
+        write(&st, "", vec![series(&l, &pts(40, 45))]);
+        // Out of order, and overwriting a value that is already in a chunk.
+        write(&st, "", vec![series(&l, &[(t0 + 3 * 15_000, -1.0)])]);
+    }
+    let st = Storage::open(cfg).unwrap();
+    assert_eq!(st.head_len(), 8 + 5 + 1, "checkpoint (8) + later records (5 + 1)");
+    let got = select(&st, "", vec![eq("job", "x")], t0, t0 + 45 * 15_000);
+    let mut want = pts(0, 45);
+    want[3].1 = -1.0;
+    let have: Vec<(i64, f64)> = got[0].samples.iter().map(|s| (s.timestamp_ms, s.value)).collect();
+    assert_eq!(have, want);
+    st.flush().unwrap();
+    assert_eq!(st.head_len(), 0);
+    let got = select(&st, "", vec![eq("job", "x")], t0, t0 + 45 * 15_000);
+    let have: Vec<(i64, f64)> = got[0].samples.iter().map(|s| (s.timestamp_ms, s.value)).collect();
+    assert_eq!(have, want);
+}
+
+/// An undecodable WAL record is reported and skipped; the node opens and serves the rest.
+#[test]
+fn corrupt_wal_record_does_not_stop_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let st = open(dir.path());
+        write(&st, "", vec![series(&[("__name__", "up"), ("job", "a")], &[(T0, 1.0)])]);
+        write(&st, "", vec![series(&[("__name__", "up"), ("job", "b")], &[(T0, 2.0)])]);
+    }
+    {
+        let opts = rocksdb::Options::default();
+        let db =
+            rocksdb::DB::open_cf(&opts, dir.path(), ["series", "index", "wal", "chunks"]).unwrap();
+        let wal = db.cf_handle("wal").unwrap();
+        let keys: Vec<Box<[u8]>> =
+            db.iterator_cf(wal, rocksdb::IteratorMode::Start).map(|kv| kv.unwrap().0).collect();
+        assert_eq!(keys.len(), 2, "one record per write");
+        db.put_cf(wal, &keys[0], [1, 2]).unwrap();
+    }
+    let st = open(dir.path());
+    assert!(select(&st, "", vec![eq("job", "a")], T0, T0).is_empty());
+    let got = select(&st, "", vec![eq("job", "b")], T0, T0);
+    assert_eq!(got[0].samples[0].value, 2.0);
 }
 
 /// Measures on-disk bytes per sample for a realistic mix (counters and float gauges, 15 s
@@ -536,8 +607,12 @@ fn concurrent_writes_cuts_and_selects_lose_nothing() {
     let cutter = {
         let st = std::sync::Arc::clone(&st);
         std::thread::spawn(move || {
-            for _ in 0..10 {
-                st.flush().unwrap();
+            for i in 0..20 {
+                if i % 2 == 0 {
+                    st.checkpoint().unwrap();
+                } else {
+                    st.flush().unwrap();
+                }
                 let got = select(&st, "", vec![eq("__name__", "m")], T0, T0 + 200);
                 for s in &got {
                     assert!(s.samples.windows(2).all(|w| w[0].timestamp_ms < w[1].timestamp_ms));

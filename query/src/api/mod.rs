@@ -12,6 +12,7 @@ mod engine;
 pub mod error;
 pub mod json;
 pub mod params;
+mod tsdb;
 
 use crate::fanout::{FanoutOptions, FanoutSource, Merged};
 use crate::metrics::QueryMetrics;
@@ -22,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use basin_proto::DEFAULT_TENANT;
 use basin_proto::node::StorageNode;
 pub use error::ApiError;
@@ -265,6 +266,11 @@ impl QueryApi {
             Err(e) => Err(e),
         };
         let (status, body) = match outcome {
+            Ok(a) if a.no_content => {
+                let elapsed = started.elapsed().as_secs_f64();
+                self.metrics.observe_request(endpoint.name(), 204, elapsed);
+                return StatusCode::NO_CONTENT.into_response();
+            }
             Ok(a) => (StatusCode::OK, json::success(&a.data, &a.warnings, &a.infos)),
             Err(e) => {
                 tracing::debug!(endpoint = endpoint.name(), error = %e, "query API request failed");
@@ -289,6 +295,10 @@ impl QueryApi {
             Endpoint::QueryExemplars => Ok(Answer::data("[]".into())),
             Endpoint::FormatQuery => self.format_query(req),
             Endpoint::BuildInfo => Ok(Answer::data(build_info())),
+            Endpoint::TsdbStatus => self.tsdb_status(req).await,
+            Endpoint::DeleteSeries => self.delete_series(req).await,
+            // Deletes rewrite data in place: there are no tombstones to clean.
+            Endpoint::CleanTombstones => Ok(Answer::no_content()),
         }
     }
 
@@ -300,8 +310,8 @@ impl QueryApi {
         body: &[u8],
     ) -> Result<Request, ApiError> {
         let tenant = self.tenant(headers)?;
-        // Prometheus (Go's `ParseForm`): only a POST body holds form values.
-        let is_form = method == Method::POST
+        // Prometheus (Go's `ParseForm`): only a POST (or PUT) body holds form values.
+        let is_form = (method == Method::POST || method == Method::PUT)
             && headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
                 ct.split(';').next().is_some_and(|m| {
                     m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
@@ -319,23 +329,29 @@ struct Request {
     params: Params,
 }
 
-/// A successful answer: encoded `data` plus warnings and infos.
+/// A successful answer: encoded `data` plus warnings and infos, or `204 No Content`.
 #[derive(Debug)]
 struct Answer {
     data: String,
     warnings: Vec<String>,
     infos: Vec<String>,
+    no_content: bool,
 }
 
 impl Answer {
     fn data(data: String) -> Self {
-        Self { data, warnings: Vec::new(), infos: Vec::new() }
+        Self { data, warnings: Vec::new(), infos: Vec::new(), no_content: false }
+    }
+
+    /// `204 No Content`, as Prometheus' admin endpoints answer.
+    fn no_content() -> Self {
+        Self { no_content: true, ..Self::data(String::new()) }
     }
 
     fn query(answer: Annotated) -> Self {
         let mut data = String::new();
         json::write_query_data(&mut data, &answer.result.value);
-        Self { data, warnings: answer.result.warnings, infos: answer.infos }
+        Self { data, warnings: answer.result.warnings, infos: answer.infos, no_content: false }
     }
 
     fn merged<T>(data: String, merged: Merged<T>) -> Self {
@@ -343,7 +359,7 @@ impl Answer {
         if merged.truncated {
             warnings.push("results truncated due to limit".into());
         }
-        Self { data, warnings, infos: Vec::new() }
+        Self { data, warnings, infos: Vec::new(), no_content: false }
     }
 }
 
@@ -429,6 +445,9 @@ pub fn router(state: Arc<QueryApi>) -> Router {
         .route("/api/v1/query_exemplars", get(query_exemplars).post(query_exemplars))
         .route("/api/v1/format_query", get(format_query).post(format_query))
         .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/api/v1/status/tsdb", get(tsdb_status).post(tsdb_status))
+        .route("/api/v1/admin/tsdb/delete_series", post(delete_series).put(delete_series))
+        .route("/api/v1/admin/tsdb/clean_tombstones", post(clean_tombstones).put(clean_tombstones))
         .with_state(state)
 }
 
@@ -444,6 +463,9 @@ enum Endpoint {
     QueryExemplars,
     FormatQuery,
     BuildInfo,
+    TsdbStatus,
+    DeleteSeries,
+    CleanTombstones,
 }
 
 impl Endpoint {
@@ -458,6 +480,9 @@ impl Endpoint {
             Self::QueryExemplars => "query_exemplars",
             Self::FormatQuery => "format_query",
             Self::BuildInfo => "buildinfo",
+            Self::TsdbStatus => "tsdb_status",
+            Self::DeleteSeries => "delete_series",
+            Self::CleanTombstones => "clean_tombstones",
         }
     }
 }
@@ -540,6 +565,30 @@ async fn format_query(
 
 async fn buildinfo(State(api): Api, m: Method, h: HeaderMap) -> Response {
     api.serve(Endpoint::BuildInfo, &m, &h, None, &[]).await
+}
+
+async fn tsdb_status(
+    State(api): Api,
+    m: Method,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    api.serve(Endpoint::TsdbStatus, &m, &h, q.as_deref(), &body).await
+}
+
+async fn delete_series(
+    State(api): Api,
+    m: Method,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    api.serve(Endpoint::DeleteSeries, &m, &h, q.as_deref(), &body).await
+}
+
+async fn clean_tombstones(State(api): Api, m: Method, h: HeaderMap) -> Response {
+    api.serve(Endpoint::CleanTombstones, &m, &h, None, &[]).await
 }
 
 #[cfg(test)]

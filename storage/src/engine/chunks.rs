@@ -1,25 +1,39 @@
-//! Cutting head samples into compressed chunks.
+//! Cutting head samples into compressed chunks, and checkpointing the rest.
 //!
-//! A series-day's head samples are merged with the chunks they overlap (head wins on equal
-//! timestamps: it holds the later write), plus the day's last chunk when it is not full, so
-//! out-of-order samples and small periodic cuts never leave overlapping or tiny chunks. The
-//! result is deduplicated (when `dedup_interval` is set), split into chunks of at most
-//! `samples_per_chunk` samples keyed by their last timestamp, and committed in one batch
-//! with the deletion of the head samples and the replaced chunks, under the exclusive
-//! `head_lock` so no write lands in between.
+//! A checkpoint ([`Storage::cut_chunks`]) runs under `cut_lock`:
+//! 1. it notes the next WAL sequence number under an instant of exclusive `wal_lock`, so
+//!    every record below it is in the head;
+//! 2. for each series-day in the head it cuts the samples due (whole chunks of
+//!    `samples_per_chunk`, or everything on a flush or for a day before yesterday) into
+//!    chunks, committed a batch of series at a time, then removes exactly those samples
+//!    from the head;
+//! 3. it commits, in one batch, a new checkpoint of the samples left in the head and the
+//!    deletion of the old checkpoint and of every log record below the noted sequence.
+//!
+//! Cut samples are merged with the chunks they overlap (head wins on equal timestamps: it
+//! holds the later write), plus the day's last chunk when it is not full, so out-of-order
+//! samples never leave overlapping chunks. The result is deduplicated (when
+//! `dedup_interval` is set) and split into chunks of at most `samples_per_chunk` samples,
+//! keyed by their last timestamp.
+//!
+//! Readers copy head samples before they read chunks, and a cut removes samples from the
+//! head only after the chunks holding them are committed, so a reader always sees every
+//! sample at least once (duplicates merge away).
 
-use super::options::{CF_CHUNKS, CF_HEAD};
+use super::head::SeriesDay;
+use super::options::{CF_CHUNKS, CF_WAL};
 use super::read::{dedup, merge_into};
+use super::wal::{self, RecordBuilder};
 use super::{Storage, lock, write};
 use crate::codec;
 use crate::error::StorageError;
 use crate::keys;
 use basin_proto::storage::Sample;
-use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
 use std::sync::atomic::Ordering;
 
-/// Series-days cut per batch (and per hold of the exclusive head lock).
-const SERIES_PER_BATCH: usize = 256;
+/// Series-days cut per committed batch.
+const SERIES_PER_BATCH: usize = 1024;
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
@@ -30,77 +44,100 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl Storage {
-    /// Cuts head samples into chunks: every series-day when `min_samples` is 0, else those
-    /// with at least `min_samples` head samples or from a day before yesterday. Returns the
-    /// number of samples moved.
-    pub(crate) fn cut_chunks(&self, min_samples: usize) -> Result<u64, StorageError> {
-        let today = keys::day_of(now_ms());
-        let is_due = |day: i32, n: usize| min_samples == 0 || n >= min_samples || day < today - 1;
-        let due: Vec<(i32, u64)> = if min_samples == 0
-            || !self.head_counts_valid.load(Ordering::SeqCst)
+    /// Asks the background task for an early checkpoint (the WAL outgrew its threshold).
+    pub(crate) fn request_checkpoint(&self) {
+        if !self.checkpoint_wanted.swap(true, Ordering::SeqCst)
+            && let Some(h) = lock(&self.maintenance).as_ref()
         {
-            let scanned = self.scan_head()?;
-            let mut counts = lock(&self.head_counts);
-            counts.clear();
-            counts.extend(scanned.iter().map(|&(d, i, n)| ((d, i), n)));
-            self.head_counts_valid.store(true, Ordering::SeqCst);
-            scanned.into_iter().filter(|&(d, _, n)| is_due(d, n)).map(|(d, i, _)| (d, i)).collect()
-        } else {
-            let counts = lock(&self.head_counts);
-            counts.iter().filter(|&(&(d, _), &n)| is_due(d, n)).map(|(&k, _)| k).collect()
-        };
-        let mut moved = 0;
-        let mut wo = WriteOptions::default();
-        wo.set_sync(self.cfg.sync_writes);
-        for batch in due.chunks(SERIES_PER_BATCH) {
-            let _exclusive = write(&self.head_lock);
-            let mut wb = WriteBatch::default();
-            for &(day, id) in batch {
-                moved += self.cut_series_day(&mut wb, day, id)?;
-            }
-            self.db.write_opt(wb, &wo)?;
-            let mut counts = lock(&self.head_counts);
-            for k in batch {
-                counts.remove(k);
-            }
+            h.thread().unpark();
         }
-        Ok(moved)
     }
 
-    /// Every series-day in the head with its sample count, in key order.
-    fn scan_head(&self) -> Result<Vec<(i32, u64, usize)>, StorageError> {
-        let mut ro = ReadOptions::default();
-        ro.set_total_order_seek(true);
-        let it = self.db.iterator_cf_opt(self.cf(CF_HEAD), ro, IteratorMode::Start);
-        let mut out = Vec::new();
-        let mut current: Option<(i32, u64, usize)> = None;
-        for kv in it {
-            let (k, _) = kv?;
-            let Some((day, id, _)) = keys::parse_data_key(&k) else {
-                return Err(StorageError::corrupt("head key", &k, "bad head key"));
-            };
-            match &mut current {
-                Some((d, i, n)) if *d == day && *i == id => *n += 1,
-                _ => {
-                    out.extend(current.take());
-                    current = Some((day, id, 1));
+    /// Checkpoints (see the module docs): cuts due head samples into chunks, or all of
+    /// them when `all`, and truncates the WAL. Returns the number of samples cut.
+    pub(crate) fn cut_chunks(&self, all: bool) -> Result<u64, StorageError> {
+        let _cut = lock(&self.cut_lock);
+        self.checkpoint_wanted.store(false, Ordering::SeqCst);
+        let (upto, wal_bytes) = {
+            let _exclusive = write(&self.wal_lock);
+            (self.next_seq.load(Ordering::SeqCst), self.wal_bytes.load(Ordering::SeqCst))
+        };
+        let today = keys::day_of(now_ms());
+        let per_chunk = self.cfg.samples_per_chunk.max(1);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.cfg.sync_writes);
+
+        let mut series_days = self.head.counts();
+        series_days.sort_unstable();
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut part = RecordBuilder::new(now_ms());
+        let mut moved = 0u64;
+        for batch in series_days.chunks(SERIES_PER_BATCH) {
+            let mut wb = WriteBatch::default();
+            let mut cuts: Vec<(SeriesDay, Vec<Sample>)> = Vec::new();
+            for &(key, _) in batch {
+                let mut samples = self.head.get(key);
+                let due = if all || key.0 < today - 1 {
+                    samples.len()
+                } else {
+                    samples.len() / per_chunk * per_chunk
+                };
+                let keep = samples.split_off(due);
+                if !keep.is_empty() {
+                    part.series(key.1, &keep);
+                    if part.len() >= wal::CHECKPOINT_PART_BYTES {
+                        parts.push(
+                            std::mem::replace(&mut part, RecordBuilder::new(now_ms())).finish(),
+                        );
+                    }
+                }
+                if !samples.is_empty() {
+                    self.cut_series_day(&mut wb, key, samples.clone())?;
+                    moved += samples.len() as u64;
+                    cuts.push((key, samples));
+                }
+            }
+            if !cuts.is_empty() {
+                self.db.write_opt(wb, &wo)?;
+                for (key, cut) in cuts {
+                    self.head.remove_cut(key, &cut);
                 }
             }
         }
-        out.extend(current);
-        Ok(out)
+        if !part.is_empty() {
+            parts.push(part.finish());
+        }
+
+        let wal_cf = self.cf(CF_WAL);
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(wal_cf, wal::checkpoint_key(0).as_slice(), wal::log_key(0).as_slice());
+        let mut checkpoint_bytes = 0;
+        for (i, p) in parts.iter().enumerate() {
+            checkpoint_bytes += p.len();
+            wb.put_cf(wal_cf, wal::checkpoint_key(i as u32), p);
+        }
+        wb.delete_range_cf(wal_cf, wal::log_key(0).as_slice(), wal::log_key(upto).as_slice());
+        self.db.write_opt(wb, &wo)?;
+        self.wal_bytes.fetch_sub(wal_bytes, Ordering::SeqCst);
+        // A checkpoint rewrites what the head holds: wait for at least as much new WAL
+        // before the next early one, so write amplification stays bounded.
+        self.checkpoint_threshold.store(
+            (self.cfg.wal_checkpoint_bytes as u64).max(checkpoint_bytes as u64),
+            Ordering::SeqCst,
+        );
+        Ok(moved)
     }
 
-    fn cut_series_day(&self, wb: &mut WriteBatch, day: i32, id: u64) -> Result<u64, StorageError> {
+    /// Adds to `wb` the chunks of one series-day rewritten with `head` (time-ordered head
+    /// samples) merged in.
+    fn cut_series_day(
+        &self,
+        wb: &mut WriteBatch,
+        (day, id): SeriesDay,
+        head: Vec<Sample>,
+    ) -> Result<(), StorageError> {
         let entry = self.entry(id)?;
-        let (lo, hi) = (keys::day_start(day), keys::day_end(day));
-        let head = self.head_samples(&self.db.snapshot(), id, &entry, day, lo, hi)?;
-        let Some(head_min) = head.first().map(|s| s.timestamp_ms) else { return Ok(0) };
-        let head_cf = self.cf(CF_HEAD);
-        for s in &head {
-            wb.delete_cf(head_cf, keys::data_key(day, id, s.timestamp_ms));
-        }
-        let moved = head.len() as u64;
+        let Some(head_min) = head.first().map(|s| s.timestamp_ms) else { return Ok(()) };
 
         // Chunks to rewrite: those ending at or after the first head sample, and the last
         // earlier one when it has room.
@@ -158,6 +195,6 @@ impl Storage {
                 );
             }
         }
-        Ok(moved)
+        Ok(())
     }
 }

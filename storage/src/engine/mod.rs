@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - an acknowledged write is in the RocksDB WAL (one `WriteBatch` per request: series
-//!   entries, postings and samples together, so a crash never leaves half a request);
+//!   entries, postings and the request's samples as one record of the `wal` column family,
+//!   so a crash never leaves half a request); the in-memory head is rebuilt from it on open;
 //! - a series id belongs to exactly one (tenant, labels) forever (the private `series` module);
 //! - the tenant is part of every posting key, and samples are only reached through a
 //!   tenant's postings, so a tenant never sees another's series;
@@ -10,13 +11,18 @@
 //!   value (last write wins), and reads are time-ordered.
 //!
 //! Submodules: `options` (RocksDB tuning), `write` (the write path), `read` (select and
-//! the label APIs), `maintenance` (retention and the background task), `chunks` (cutting
-//! head samples into compressed chunks).
+//! the label APIs), `maintenance` (retention and the background task), `head` (recent
+//! samples in memory), `wal` (the head's log records), `chunks` (cutting head samples into
+//! compressed chunks and checkpointing the rest).
 
 mod chunks;
+mod delete;
+mod head;
 mod maintenance;
 pub(crate) mod options;
 mod read;
+mod status;
+pub(crate) mod wal;
 mod write;
 
 use crate::config::StorageConfig;
@@ -24,10 +30,11 @@ use crate::error::StorageError;
 use crate::index::Index;
 use crate::metrics::StorageMetrics;
 use crate::series::{self, SeriesCache, SeriesEntry};
-use options::{CF_CHUNKS, CF_HEAD, CF_INDEX, CF_SERIES};
+use head::Head;
+use options::{CF_CHUNKS, CF_INDEX, CF_SERIES, CF_WAL};
 use rocksdb::{ColumnFamily, DB};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The storage engine. Cheap to share (`Arc<Storage>`); every method is blocking (RocksDB
@@ -39,17 +46,28 @@ pub struct Storage {
     /// Held while new series are given ids and committed, so two writers never pick the same
     /// free id for different series.
     create: Mutex<()>,
-    /// Writers hold it shared; cutting head samples into chunks holds it exclusively for
-    /// one batch of series at a time, so no write lands between reading and deleting them.
-    head_lock: RwLock<()>,
+    /// Samples not yet in chunks.
+    head: Head,
+    /// Writers hold it shared from taking a WAL sequence number until their samples are in
+    /// the head; a checkpoint takes it exclusively for an instant, so every record below
+    /// the sequence it reads is in the head.
+    wal_lock: RwLock<()>,
+    /// Sequence number of the next WAL record.
+    next_seq: AtomicU64,
+    /// WAL bytes written since the last checkpoint.
+    wal_bytes: AtomicU64,
+    /// WAL bytes that trigger an early checkpoint: `wal_checkpoint_bytes`, or the size of
+    /// the last checkpoint when larger.
+    checkpoint_threshold: AtomicU64,
+    /// Serialises checkpoints and every other rewrite of chunks.
+    pub(crate) cut_lock: Mutex<()>,
+    /// Set by writers when the WAL outgrew `checkpoint_threshold`: the maintenance thread
+    /// checkpoints early.
+    checkpoint_wanted: AtomicBool,
     /// Series whose per-day postings are already written, by day (recent days only).
     day_postings: Mutex<HashMap<i32, HashSet<u64>>>,
     /// Days with data (per-day postings exist).
     days: RwLock<BTreeSet<i32>>,
-    /// Head samples per series-day, so maintenance finds full series without scanning the
-    /// head. Rebuilt by one scan after open (`head_counts_valid`).
-    head_counts: Mutex<HashMap<(i32, u64), usize>>,
-    head_counts_valid: AtomicBool,
     pub(crate) metrics: StorageMetrics,
     stop: Arc<AtomicBool>,
     maintenance: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -83,16 +101,21 @@ impl Storage {
         let (opts, cfs) = options::build(&cfg);
         let db = DB::open_cf_descriptors(&opts, &cfg.data_dir, cfs)?;
         let metrics = StorageMetrics::default();
+        let threshold = cfg.wal_checkpoint_bytes as u64;
         let storage = Arc::new(Storage {
             db,
             cfg,
             series: RwLock::default(),
             create: Mutex::new(()),
-            head_lock: RwLock::new(()),
+            head: Head::default(),
+            wal_lock: RwLock::new(()),
+            next_seq: AtomicU64::new(0),
+            wal_bytes: AtomicU64::new(0),
+            checkpoint_threshold: AtomicU64::new(threshold),
+            cut_lock: Mutex::new(()),
+            checkpoint_wanted: AtomicBool::new(false),
             day_postings: Mutex::default(),
             days: RwLock::default(),
-            head_counts: Mutex::default(),
-            head_counts_valid: AtomicBool::new(false),
             metrics,
             stop: Arc::new(AtomicBool::new(false)),
             maintenance: Mutex::new(None),
@@ -104,6 +127,7 @@ impl Storage {
             .property_int_value_cf(storage.cf(CF_SERIES), "rocksdb.estimate-num-keys")?
             .unwrap_or(0);
         storage.metrics.series.set(i64::try_from(series_count).unwrap_or(i64::MAX));
+        storage.replay_wal()?;
         storage.enforce_retention()?;
         maintenance::start(&storage);
         tracing::info!(dir = %storage.cfg.data_dir.display(), "storage opened");
@@ -115,20 +139,20 @@ impl Storage {
         &self.cfg
     }
 
-    /// Persists everything: cuts all head samples into compressed chunks, enforces
-    /// retention, flushes every memtable to SST files and compacts the chunk and index
-    /// column families. Returns when done.
+    /// Persists everything: cuts all head samples into compressed chunks (which empties the
+    /// WAL), enforces retention, flushes every memtable to SST files and compacts the chunk,
+    /// index and WAL column families. Returns when done.
     pub fn flush(&self) -> Result<(), StorageError> {
-        self.cut_chunks(0)?;
+        self.cut_chunks(true)?;
         self.enforce_retention()?;
-        for name in [CF_SERIES, CF_INDEX, CF_HEAD, CF_CHUNKS] {
+        for name in [CF_SERIES, CF_INDEX, CF_WAL, CF_CHUNKS] {
             self.db.flush_cf(self.cf(name))?;
         }
-        // Force the bottom level too: that is where the head's and retention's tombstones
+        // Force the bottom level too: that is where the WAL's and retention's tombstones
         // are finally dropped.
         let mut co = rocksdb::CompactOptions::default();
         co.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-        for name in [CF_HEAD, CF_CHUNKS, CF_INDEX] {
+        for name in [CF_WAL, CF_CHUNKS, CF_INDEX] {
             self.db.compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &co);
         }
         Ok(())
@@ -139,11 +163,16 @@ impl Storage {
         read(&self.series).len()
     }
 
-    /// Bytes of SST files per column family (`series`, `index`, `head`, `chunks`); memtables
+    /// Samples held in the in-memory head (not yet cut into chunks).
+    pub fn head_len(&self) -> usize {
+        self.head.len()
+    }
+
+    /// Bytes of SST files per column family (`series`, `index`, `wal`, `chunks`); memtables
     /// are not counted, so call [`Storage::flush`] first for a complete picture.
     pub fn disk_usage(&self) -> Result<Vec<(&'static str, u64)>, StorageError> {
         let mut out = Vec::new();
-        for name in [CF_SERIES, CF_INDEX, CF_HEAD, CF_CHUNKS] {
+        for name in [CF_SERIES, CF_INDEX, CF_WAL, CF_CHUNKS] {
             let bytes = self
                 .db
                 .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")?
@@ -154,7 +183,7 @@ impl Storage {
     }
 
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
-        // The four CFs are created by `open` (`create_missing_column_families`), so a missing
+        // The CFs are created by `open` (`create_missing_column_families`), so a missing
         // handle is a programming error, not a data condition.
         self.db.cf_handle(name).expect("column family created at open")
     }

@@ -10,12 +10,14 @@
 //!   value), so no fixed prefix extractor and no bloom filter would help; keys share long
 //!   prefixes, which block prefix compression already folds. LZ4 on upper levels, zstd on the
 //!   bottom level where most of the data sits and is read rarely.
-//! - **`head`** (day | id | ts → value): the write-hot CF. A fixed 12-byte prefix extractor
-//!   (day | id) with prefix bloom filters in SSTs and memtables: a select seeks one series-day
-//!   and skips every file without it. Larger write buffer (64 MiB) to absorb ingest; LZ4 only
-//!   (short-lived data, cut into chunks and deleted).
-//! - **`chunks`** (day | id | first_ts → chunk): same prefix extractor and filters as head.
-//!   Chunks are already compressed by [`crate::codec`], so L0–L1 store them as they are and
+//! - **`wal`** (sequence → one request's samples): the write-hot CF, appended in key order
+//!   and range-deleted at every checkpoint, usually before its memtable is flushed (a flush
+//!   drops the entries a range tombstone covers, so most records never reach an SST). Large
+//!   write buffer (64 MiB), no filters (it is only ever scanned, at open), no compression
+//!   (the records are short-lived; compressing them costs ingest CPU for nothing).
+//! - **`chunks`** (day | id | last_ts → chunk): a fixed 12-byte prefix extractor (day | id)
+//!   with prefix bloom filters in SSTs and memtables, so a select seeking one series-day
+//!   skips every file without it. Chunks are already compressed by [`crate::codec`], so L0–L1 store them as they are and
 //!   the lower levels use LZ4 then zstd, which still folds shared headers and key prefixes.
 //! - **DB-wide**: `max_total_wal_size` forces the rarely written `series`/`index` memtables
 //!   to flush so the WAL can be recycled; dynamic level sizes keep space amplification low;
@@ -31,7 +33,7 @@ use rocksdb::{
 /// Column family names.
 pub(crate) const CF_SERIES: &str = "series";
 pub(crate) const CF_INDEX: &str = "index";
-pub(crate) const CF_HEAD: &str = "head";
+pub(crate) const CF_WAL: &str = "wal";
 pub(crate) const CF_CHUNKS: &str = "chunks";
 
 /// Length of the `day | id` prefix of head and chunk keys.
@@ -57,7 +59,7 @@ fn base_cf() -> Options {
     o
 }
 
-/// DB options and the four column families.
+/// DB options and the column families.
 pub(crate) fn build(cfg: &StorageConfig) -> (Options, Vec<ColumnFamilyDescriptor>) {
     let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
 
@@ -88,13 +90,16 @@ pub(crate) fn build(cfg: &StorageConfig) -> (Options, Vec<ColumnFamilyDescriptor
         o.set_write_buffer_size(write_buffer);
         o
     };
-    let head = data_cf(&[C::Lz4; 7], 64 << 20);
+    let mut wal = base_cf();
+    wal.set_block_based_table_factory(&table(&cache, false, false));
+    wal.set_compression_type(C::None);
+    wal.set_write_buffer_size(64 << 20);
     let chunks = data_cf(&[C::None, C::None, C::Lz4, C::Lz4, C::Zstd, C::Zstd, C::Zstd], 32 << 20);
 
     let cfs = vec![
         ColumnFamilyDescriptor::new(CF_SERIES, series),
         ColumnFamilyDescriptor::new(CF_INDEX, index),
-        ColumnFamilyDescriptor::new(CF_HEAD, head),
+        ColumnFamilyDescriptor::new(CF_WAL, wal),
         ColumnFamilyDescriptor::new(CF_CHUNKS, chunks),
     ];
     (db, cfs)

@@ -1,7 +1,7 @@
 //! The read path: matchers → candidate series (per-day or global postings) → labels filter →
 //! samples from chunks and head, merged, deduplicated, limited.
 
-use super::options::{CF_CHUNKS, CF_HEAD};
+use super::options::CF_CHUNKS;
 use super::{Storage, read};
 use crate::codec;
 use crate::error::StorageError;
@@ -12,11 +12,7 @@ use basin_proto::storage::{
     Label, LabelNamesRequest, LabelValuesRequest, MatcherSet, Sample, SelectRequest, Series,
     SeriesRequest,
 };
-use rocksdb::{DB, ReadOptions, SnapshotWithThreadMode};
-
-/// A consistent view for one read: chunks and head are read at the same point, so a
-/// concurrent cut (head → chunks) is seen entirely or not at all.
-pub(crate) type Snapshot<'a> = SnapshotWithThreadMode<'a, DB>;
+use rocksdb::{DB, ReadOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -111,105 +107,48 @@ impl Storage {
         Ok(Matched { series, days })
     }
 
-    /// Samples of series `id` in `[start, end]` on `days`: chunks merged with head samples
-    /// (head wins on equal timestamps), time-ordered, one per timestamp, deduplicated to the
-    /// configured interval.
-    pub(crate) fn samples(
+    /// Samples in `[start, end]` of each series, on its days: chunks merged with head
+    /// samples (head wins on equal timestamps), time-ordered, one per timestamp,
+    /// deduplicated to the configured interval.
+    ///
+    /// Head samples are copied for every series before any chunk is read: a concurrent cut
+    /// removes samples from the head only after committing their chunks, so whatever the
+    /// copy missed, the chunk iterator (created after it) sees.
+    pub(crate) fn read_samples(
         &self,
-        snap: &Snapshot<'_>,
-        id: u64,
-        entry: &SeriesEntry,
-        days: &[i32],
+        series: &[(u64, &[i32])],
         start: i64,
         end: i64,
-    ) -> Result<Vec<Sample>, StorageError> {
-        let mut out = Vec::new();
-        for &day in days {
-            let lo = start.max(keys::day_start(day));
-            let hi = end.min(keys::day_end(day));
-            if lo > hi {
-                continue;
+    ) -> Result<Vec<Vec<Sample>>, StorageError> {
+        let clip = |day: i32| (start.max(keys::day_start(day)), end.min(keys::day_end(day)));
+        let heads: Vec<Vec<Vec<Sample>>> = series
+            .iter()
+            .map(|&(id, days)| {
+                days.iter()
+                    .map(|&day| {
+                        let (lo, hi) = clip(day);
+                        if lo > hi { Vec::new() } else { self.head.range((day, id), lo, hi) }
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut chunks = ChunkReader::new(self);
+        let mut out = Vec::with_capacity(series.len());
+        for (&(id, days), heads) in series.iter().zip(heads) {
+            let mut samples = Vec::new();
+            for (&day, head) in days.iter().zip(heads) {
+                let (lo, hi) = clip(day);
+                if lo > hi {
+                    continue;
+                }
+                let chunked = chunks.read(id, day, lo, hi)?;
+                merge_into(&mut samples, chunked, head);
             }
-            let chunked = self.chunk_samples(snap, id, entry, day, lo, hi)?;
-            let head = self.head_samples(snap, id, entry, day, lo, hi)?;
-            merge_into(&mut out, chunked, head);
-        }
-        if let Some(interval) = self.cfg.dedup_interval {
-            dedup(&mut out, interval.as_millis() as i64);
-        }
-        Ok(out)
-    }
-
-    pub(super) fn head_samples(
-        &self,
-        snap: &Snapshot<'_>,
-        id: u64,
-        entry: &SeriesEntry,
-        day: i32,
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<Sample>, StorageError> {
-        let mut ro = snapshot_prefix_read(snap);
-        if let Some(end) = keys::prefix_end(&keys::data_key(day, id, hi)) {
-            ro.set_iterate_upper_bound(end);
-        }
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_HEAD), ro);
-        it.seek(keys::data_key(day, id, lo));
-        let mut out = Vec::new();
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
-            let Some((_, kid, ts)) = keys::parse_data_key(k) else {
-                return Err(StorageError::corrupt(entry.display(), k, "bad head key"));
-            };
-            if kid != id || ts > hi {
-                break;
+            if let Some(interval) = self.cfg.dedup_interval {
+                dedup(&mut samples, interval.as_millis() as i64);
             }
-            let bits: [u8; 8] = v.try_into().map_err(|_| {
-                StorageError::corrupt(
-                    entry.display(),
-                    k,
-                    format!("head value is {} bytes, not 8", v.len()),
-                )
-            })?;
-            out.push(Sample { timestamp_ms: ts, value: f64::from_bits(u64::from_be_bytes(bits)) });
-            it.next();
+            out.push(samples);
         }
-        it.status()?;
-        Ok(out)
-    }
-
-    /// Samples in `[lo, hi]` from the chunks of one series-day. Chunk keys carry the chunk's
-    /// last timestamp, so the first chunk that can overlap is one seek away.
-    pub(crate) fn chunk_samples(
-        &self,
-        snap: &Snapshot<'_>,
-        id: u64,
-        entry: &SeriesEntry,
-        day: i32,
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<Sample>, StorageError> {
-        let ro = snapshot_prefix_read(snap);
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(CF_CHUNKS), ro);
-        it.seek(keys::data_key(day, id, lo));
-        let mut out = Vec::new();
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
-            let Some((kday, kid, _last)) = keys::parse_data_key(k) else {
-                return Err(StorageError::corrupt(entry.display(), k, "bad chunk key"));
-            };
-            if kid != id || kday != day {
-                break;
-            }
-            let chunk = codec::decode(v)
-                .map_err(|e| StorageError::corrupt(entry.display(), k, e.to_string()))?;
-            if chunk.first().is_some_and(|s| s.timestamp_ms > hi) {
-                break;
-            }
-            out.extend(chunk.into_iter().filter(|s| s.timestamp_ms >= lo && s.timestamp_ms <= hi));
-            it.next();
-        }
-        it.status()?;
         Ok(out)
     }
 
@@ -228,12 +167,15 @@ impl Storage {
         let max_series = effective_limit(req.max_series, self.cfg.max_series_per_select);
         let max_samples = effective_limit(req.max_samples, self.cfg.max_samples_per_select);
         let matched = self.matched(&req.tenant, &[matchers], req.start_ms, req.end_ms)?;
+        let wanted: Vec<(u64, &[i32])> = matched
+            .series
+            .iter()
+            .map(|(id, _, days)| (*id, days.as_deref().unwrap_or(&matched.days)))
+            .collect();
+        let read = self.read_samples(&wanted, req.start_ms, req.end_ms)?;
         let mut out = Vec::new();
         let mut total = 0usize;
-        let snap = self.db.snapshot();
-        for (id, entry, days) in &matched.series {
-            let days = days.as_deref().unwrap_or(&matched.days);
-            let samples = self.samples(&snap, *id, entry, days, req.start_ms, req.end_ms)?;
+        for ((_, entry, _), samples) in matched.series.iter().zip(read) {
             if samples.is_empty() {
                 continue;
             }
@@ -348,6 +290,61 @@ impl Storage {
     }
 }
 
+/// Reads chunks of many series-days through one iterator (creating one per series-day
+/// costs more than the seek). Its implicit snapshot is taken at creation.
+pub(crate) struct ChunkReader<'a> {
+    storage: &'a Storage,
+    it: rocksdb::DBRawIteratorWithThreadMode<'a, DB>,
+}
+
+impl<'a> ChunkReader<'a> {
+    pub(crate) fn new(storage: &'a Storage) -> Self {
+        let mut ro = ReadOptions::default();
+        // Each seek stays within its (day, id) prefix, so prefix bloom filters apply.
+        ro.set_prefix_same_as_start(true);
+        let it = storage.db.raw_iterator_cf_opt(storage.cf(CF_CHUNKS), ro);
+        Self { storage, it }
+    }
+
+    /// Samples in `[lo, hi]` from the chunks of one series-day. Chunk keys carry the
+    /// chunk's last timestamp, so the first chunk that can overlap is one seek away.
+    pub(crate) fn read(
+        &mut self,
+        id: u64,
+        day: i32,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<Sample>, StorageError> {
+        let it = &mut self.it;
+        it.seek(keys::data_key(day, id, lo));
+        let mut out = Vec::new();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            let corrupt = |why: String| {
+                let series = match self.storage.entry(id) {
+                    Ok(e) => e.display(),
+                    Err(_) => format!("id {id:016x}"),
+                };
+                StorageError::corrupt(series, k, why)
+            };
+            let Some((kday, kid, _last)) = keys::parse_data_key(k) else {
+                return Err(corrupt("bad chunk key".into()));
+            };
+            if kid != id || kday != day {
+                break;
+            }
+            let chunk = codec::decode(v).map_err(|e| corrupt(e.to_string()))?;
+            if chunk.first().is_some_and(|s| s.timestamp_ms > hi) {
+                break;
+            }
+            out.extend(chunk.into_iter().filter(|s| s.timestamp_ms >= lo && s.timestamp_ms <= hi));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+}
+
 fn limit(set: BTreeSet<String>, limit: u64) -> Vec<String> {
     let n = usize::try_from(limit).unwrap_or(usize::MAX);
     if n == 0 { set.into_iter().collect() } else { set.into_iter().take(n).collect() }
@@ -402,14 +399,6 @@ pub(crate) fn dedup(samples: &mut Vec<Sample>, interval: i64) {
         }
     }
     samples.truncate(keep);
-}
-
-/// Read options for a scan within one key prefix, at `snap`.
-fn snapshot_prefix_read(snap: &Snapshot<'_>) -> ReadOptions {
-    let mut ro = ReadOptions::default();
-    ro.set_snapshot(snap);
-    ro.set_prefix_same_as_start(true);
-    ro
 }
 
 #[cfg(test)]

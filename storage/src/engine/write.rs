@@ -1,7 +1,9 @@
-//! The write path: validate, resolve series ids (creating series and their postings), append
-//! samples to the head, commit everything in one WAL-backed `WriteBatch`.
+//! The write path: validate, resolve series ids (creating series and their postings), commit
+//! them with one WAL record of the samples in one `WriteBatch`, then add the samples to the
+//! in-memory head.
 
-use super::options::{CF_HEAD, CF_INDEX, CF_SERIES};
+use super::options::{CF_INDEX, CF_SERIES, CF_WAL};
+use super::wal::{self, RecordBuilder};
 use super::{Storage, lock, read, write};
 use crate::error::StorageError;
 use crate::index::postings_of;
@@ -11,6 +13,7 @@ use basin_proto::storage::{Label, WriteRequest, WriteResponse};
 use rocksdb::{WriteBatch, WriteOptions};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Per-day posting sets older than this many days before the newest are forgotten (their
 /// postings are simply rewritten, idempotently, if such old samples arrive again).
@@ -54,7 +57,8 @@ impl Storage {
         let tenant = req.tenant.as_str();
         let encoded: Vec<Vec<u8>> =
             req.series.iter().map(|s| series::encode(tenant, &s.labels)).collect();
-        let _head = read(&self.head_lock);
+        // Held until the samples are in the head (see `Storage::wal_lock`).
+        let _wal = read(&self.wal_lock);
 
         let mut ids: Vec<Option<u64>> = {
             let cache = read(&self.series);
@@ -72,28 +76,22 @@ impl Storage {
             None
         };
 
-        let head = self.cf(CF_HEAD);
         let index = self.cf(CF_INDEX);
         let mut new_day_postings: Vec<(i32, u64)> = Vec::new();
-        let mut head_added: Vec<((i32, u64), usize)> = Vec::new();
         let mut samples = 0u64;
+        let base = req.series.iter().find_map(|s| s.samples.first()).map_or(0, |s| s.timestamp_ms);
+        let mut record = RecordBuilder::new(base);
         {
             let seen = lock(&self.day_postings);
             let mut batch_days: HashSet<(i32, u64)> = HashSet::new();
             for (s, id) in req.series.iter().zip(&ids) {
                 let Some(id) = *id else { continue };
+                if !s.samples.is_empty() {
+                    record.series(id, &s.samples);
+                }
                 for sample in &s.samples {
                     let day = keys::day_of(sample.timestamp_ms);
-                    batch.put_cf(
-                        head,
-                        keys::data_key(day, id, sample.timestamp_ms),
-                        sample.value.to_bits().to_be_bytes(),
-                    );
                     samples += 1;
-                    match head_added.last_mut() {
-                        Some((k, n)) if *k == (day, id) => *n += 1,
-                        _ => head_added.push(((day, id), 1)),
-                    }
                     let known = seen.get(&day).is_some_and(|ids| ids.contains(&id));
                     if !known && batch_days.insert((day, id)) {
                         for k in postings_of(&Scope::Day(tenant, day), &s.labels, id) {
@@ -105,11 +103,26 @@ impl Storage {
             }
         }
 
+        let record_bytes = record.len() as u64;
+        if !record.is_empty() {
+            let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+            batch.put_cf(self.cf(CF_WAL), wal::log_key(seq), record.finish());
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.cfg.sync_writes);
         self.db.write_opt(batch, &wo)?;
 
-        // Committed: publish to the caches.
+        // Durable: into the head, then publish to the caches.
+        for (s, id) in req.series.iter().zip(&ids) {
+            if let Some(id) = *id {
+                wal::apply(&self.head, id, &s.samples);
+            }
+        }
+        let wal_bytes = self.wal_bytes.fetch_add(record_bytes, Ordering::Relaxed) + record_bytes;
+        if wal_bytes >= self.checkpoint_threshold.load(Ordering::Relaxed) {
+            self.request_checkpoint();
+        }
+
         if !created.is_empty() || !found.is_empty() {
             let mut cache = write(&self.series);
             for &(id, i) in created.iter().chain(&found) {
@@ -129,12 +142,6 @@ impl Storage {
             }
             if let Some(&newest) = seen.keys().max() {
                 seen.retain(|&d, _| d >= newest.saturating_sub(DAY_POSTINGS_KEPT));
-            }
-        }
-        {
-            let mut counts = lock(&self.head_counts);
-            for (k, n) in head_added {
-                *counts.entry(k).or_default() += n;
             }
         }
         self.metrics.samples_written.inc_by(samples);
