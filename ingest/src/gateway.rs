@@ -30,7 +30,7 @@ use basin_proto::hash::series_hash;
 use basin_proto::health::{Membership, ObservedNode};
 use basin_proto::node::{StorageNode, is_retryable};
 use basin_proto::placement::Placement;
-use basin_proto::storage::{Series, WriteRequest};
+use basin_proto::storage::{Series, WriteRequest, WriteResponse};
 use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
@@ -271,6 +271,20 @@ impl Gateway {
         }
         let rf = self.cfg.replication_factor.clamp(1, n);
         let required = self.cfg.required_copies(n);
+        if n == 1 {
+            // One node (standalone, or a one-node cluster): every series goes there, moved
+            // rather than copied, and there is no other node to fall back to.
+            let total = series.len();
+            let started = Instant::now();
+            let result = nodes[0].write(WriteRequest { tenant: tenant.to_string(), series }).await;
+            return match self.observe(&nodes[0], total, started.elapsed(), result) {
+                Ok(()) => Ok(WriteSummary::default()),
+                Err(NodeFailure::Retryable(message)) => {
+                    Err(WriteError::Unavailable { failed: total, total, required, message })
+                }
+                Err(NodeFailure::Rejected(e)) => Err(e),
+            };
+        }
 
         // Per series: its preference list (flat, n entries each), the nodes tried so far,
         // and the copies stored so far.
@@ -347,30 +361,14 @@ impl Gateway {
             );
             let mut rejected = None;
             for (node, batch, elapsed, result) in futures::future::join_all(sends).await {
-                let name = nodes[node].name().to_string();
-                let labels = NodeLabels { node: name.clone() };
-                self.metrics
-                    .node_write_duration
-                    .get_or_create(&labels)
-                    .observe(elapsed.as_secs_f64());
-                match result {
-                    Ok(_) => {
+                match self.observe(&nodes[node], batch.len(), elapsed, result) {
+                    Ok(()) => {
                         for i in batch {
                             copies[i] += 1;
                         }
                     }
-                    Err(status) => {
-                        self.metrics.node_errors.get_or_create(&labels).inc();
-                        tracing::warn!(node = %name, code = ?status.code(), message = status.message(), series = batch.len(), "storage write failed");
-                        if is_retryable(&status) {
-                            last_error = format!("{name}: {}", status.message());
-                        } else {
-                            rejected = Some(WriteError::Rejected {
-                                node: name,
-                                message: status.message().to_string(),
-                            });
-                        }
-                    }
+                    Err(NodeFailure::Retryable(message)) => last_error = message,
+                    Err(NodeFailure::Rejected(e)) => rejected = Some(e),
                 }
             }
             // A rejection wins over unavailability: retrying will not help.
@@ -393,6 +391,41 @@ impl Gateway {
         self.metrics.under_replicated_series.inc_by(summary.under_replicated as u64);
         Ok(summary)
     }
+
+    /// Records one node's answer to a write of `series` series in the metrics and the log.
+    fn observe(
+        &self,
+        node: &ObservedNode,
+        series: usize,
+        elapsed: std::time::Duration,
+        result: Result<WriteResponse, tonic::Status>,
+    ) -> Result<(), NodeFailure> {
+        let name = node.name().to_string();
+        let labels = NodeLabels { node: name.clone() };
+        self.metrics.node_write_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        let status = match result {
+            Ok(_) => return Ok(()),
+            Err(status) => status,
+        };
+        self.metrics.node_errors.get_or_create(&labels).inc();
+        tracing::warn!(node = %name, code = ?status.code(), message = status.message(), series, "storage write failed");
+        if is_retryable(&status) {
+            Err(NodeFailure::Retryable(format!("{name}: {}", status.message())))
+        } else {
+            Err(NodeFailure::Rejected(WriteError::Rejected {
+                node: name,
+                message: status.message().to_string(),
+            }))
+        }
+    }
+}
+
+/// How a node failed a write.
+enum NodeFailure {
+    /// Worth trying elsewhere or later; the message names the node.
+    Retryable(String),
+    /// The node refused the data as invalid.
+    Rejected(WriteError),
 }
 
 #[cfg(test)]
@@ -539,6 +572,26 @@ mod tests {
         assert!(!err.is_retryable());
         // Rejections say nothing about health.
         assert!(fakes.iter().all(|f| !f.down.load(Ordering::SeqCst)));
+    }
+
+    #[tokio::test]
+    async fn a_single_node_gets_everything_and_its_failures_map_like_any_node() {
+        let fake = FakeNode::new(0);
+        let gw = gateway(std::slice::from_ref(&fake), 3, 0);
+        assert_eq!(gw.write("", batch(50)).await.expect("write"), WriteSummary::default());
+        assert_eq!(fake.count(), 50);
+        fake.down.store(true, Ordering::SeqCst);
+        let err = gw.write("", batch(7)).await.expect_err("node down");
+        assert!(err.is_retryable(), "{err}");
+        assert!(matches!(err, WriteError::Unavailable { failed: 7, total: 7, .. }), "{err}");
+        assert!(!gw.membership().nodes()[0].health().is_up());
+        fake.down.store(false, Ordering::SeqCst);
+        fake.reject.store(true, Ordering::SeqCst);
+        let err = gw.write("", batch(2)).await.expect_err("rejected");
+        assert!(!err.is_retryable(), "{err}");
+        fake.reject.store(false, Ordering::SeqCst);
+        gw.write("", batch(1)).await.expect("a stale down mark does not block the only node");
+        assert_eq!(fake.count(), 51);
     }
 
     #[test]

@@ -4,8 +4,15 @@
 //! status code alone, so the mapping is the contract: `InvalidArgument` for input that will
 //! never succeed, `ResourceExhausted` for limits and a full disk, `Unavailable` for conditions
 //! that pass (a busy or shutting-down engine), `DataLoss` for corruption, `Internal` otherwise.
+//!
+//! A full disk (ENOSPC, or a quota) is `ResourceExhausted` with a message starting with
+//! [`DISK_FULL`]: the write was not applied and may be retried. RocksDB stops writes on such an
+//! error and resumes them by itself once space is free (see `engine::options`); reads go on.
 
 use thiserror::Error;
+
+/// How a disk-full status message starts (callers and operators can match on it).
+pub const DISK_FULL: &str = "disk full";
 
 /// Everything that can go wrong in the storage engine.
 #[derive(Debug, Error)]
@@ -54,14 +61,19 @@ impl StorageError {
         Self::Corrupt { series: series.into(), key: hex(key), reason: reason.into() }
     }
 
-    /// Whether the error is the disk running out of space (retryable once space is freed).
-    fn is_no_space(&self) -> bool {
+    /// Whether the error is the disk running out of space or quota (retryable once space is
+    /// freed). RocksDB reports ENOSPC as an `IOError` whose text is "No space left on device"
+    /// (its `kNoSpace` subcode has the same text); EDQUOT keeps the OS' text.
+    pub fn is_no_space(&self) -> bool {
         match self {
             Self::Rocks(e) => {
                 let s = e.to_string();
-                s.contains("No space left") || s.contains("NoSpace")
+                s.contains("No space left") || s.contains("Disk quota exceeded")
             }
-            Self::Io(e) => e.kind() == std::io::ErrorKind::StorageFull,
+            Self::Io(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
             _ => false,
         }
     }
@@ -71,7 +83,11 @@ impl StorageError {
         use rocksdb::ErrorKind as K;
         let msg = self.to_string();
         if self.is_no_space() {
-            return tonic::Status::resource_exhausted(msg);
+            return tonic::Status::resource_exhausted(format!(
+                "{DISK_FULL}: no space left in the storage node's data directory; writes are \
+                 refused (retry later) until space is freed, then resume on their own within \
+                 seconds, without a restart; reads are still served ({msg})"
+            ));
         }
         match self {
             Self::InvalidArgument(_) => tonic::Status::invalid_argument(msg),
@@ -139,7 +155,14 @@ mod tests {
 
     #[test]
     fn disk_full_is_retryable() {
-        let e = StorageError::Io(std::io::Error::from(std::io::ErrorKind::StorageFull));
-        assert_eq!(e.to_status().code(), tonic::Code::ResourceExhausted);
+        for kind in [std::io::ErrorKind::StorageFull, std::io::ErrorKind::QuotaExceeded] {
+            let e = StorageError::Io(std::io::Error::from(kind));
+            let s = e.to_status();
+            assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+            assert!(s.message().starts_with(DISK_FULL), "{}", s.message());
+            assert!(s.message().contains("retry later"), "{}", s.message());
+        }
+        let other = StorageError::Io(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(!other.is_no_space());
     }
 }

@@ -94,25 +94,69 @@ pub(crate) fn decode(id: u64, key: &[u8], b: &[u8]) -> Result<SeriesEntry, Stora
     Ok(SeriesEntry { tenant, labels })
 }
 
-/// In-memory maps between series and ids. Filled on write and on read; never evicted (its
-/// size is that of the active series set, like every TSDB's head index).
+/// A hasher for keys that are already hashes (series ids, series hashes, and tuples with
+/// them): one multiply per word instead of SipHash's rounds.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(26) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_i32(&mut self, v: i32) {
+        self.write_u64(v as u32 as u64);
+    }
+}
+
+/// `HashMap` builder using [`IdHasher`].
+pub(crate) type IdBuild = std::hash::BuildHasherDefault<IdHasher>;
+
+/// In-memory maps between series and ids, found by [`basin_proto::hash::series_hash`] and
+/// confirmed by comparing labels, so a write of known series allocates nothing. Filled on
+/// write and on read; never evicted (its size is that of the active series set, like every
+/// TSDB's head index).
 #[derive(Debug, Default)]
 pub(crate) struct SeriesCache {
-    by_key: HashMap<Vec<u8>, u64>,
-    by_id: HashMap<u64, Arc<SeriesEntry>>,
+    /// Series hash → id; a second series with the same hash goes to `overflow`.
+    by_hash: HashMap<u64, u64, IdBuild>,
+    overflow: Vec<(u64, u64)>,
+    by_id: HashMap<u64, Arc<SeriesEntry>, IdBuild>,
 }
 
 impl SeriesCache {
-    pub(crate) fn id(&self, encoded: &[u8]) -> Option<u64> {
-        self.by_key.get(encoded).copied()
+    /// The id of the series with this `hash` (its `series_hash`), tenant and labels.
+    pub(crate) fn id(&self, hash: u64, tenant: &str, labels: &[Label]) -> Option<u64> {
+        let is =
+            |id: &u64| self.by_id.get(id).is_some_and(|e| e.tenant == tenant && e.labels == labels);
+        let first = self.by_hash.get(&hash).filter(|id| is(id));
+        first
+            .or_else(|| self.overflow.iter().find(|(h, id)| *h == hash && is(id)).map(|(_, id)| id))
+            .copied()
     }
 
     pub(crate) fn entry(&self, id: u64) -> Option<Arc<SeriesEntry>> {
         self.by_id.get(&id).cloned()
     }
 
-    pub(crate) fn insert(&mut self, id: u64, encoded: Vec<u8>, entry: Arc<SeriesEntry>) {
-        self.by_key.insert(encoded, id);
+    /// Caches a series known by both id and hash.
+    pub(crate) fn insert(&mut self, id: u64, hash: u64, entry: Arc<SeriesEntry>) {
+        match self.by_hash.get(&hash) {
+            Some(&other) if other != id => self.overflow.push((hash, id)),
+            _ => {
+                self.by_hash.insert(hash, id);
+            }
+        }
         self.by_id.insert(id, entry);
     }
 
@@ -120,14 +164,14 @@ impl SeriesCache {
         self.by_id.insert(id, entry);
     }
 
-    /// Forgets a deleted series, both directions of the mapping (`insert` always adds both,
-    /// so the key is found through the entry).
+    /// Forgets a deleted series, both directions of the mapping.
     pub(crate) fn remove(&mut self, id: u64) {
         if let Some(entry) = self.by_id.remove(&id) {
-            let key = encode(&entry.tenant, &entry.labels);
-            if self.by_key.get(&key) == Some(&id) {
-                self.by_key.remove(&key);
+            let hash = basin_proto::hash::series_hash(&entry.tenant, &entry.labels);
+            if self.by_hash.get(&hash) == Some(&id) {
+                self.by_hash.remove(&hash);
             }
+            self.overflow.retain(|&(_, o)| o != id);
         }
     }
 

@@ -53,20 +53,47 @@ pub fn write_timestamp(out: &mut String, ms: i64) {
     if ms < 0 {
         out.push('-');
     }
-    let _ = write!(out, "{}", abs / 1000);
+    write_u64(out, abs / 1000);
     let frac = abs % 1000;
     if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
+        out.push('.');
+        for d in [frac / 100, frac / 10 % 10, frac % 10] {
+            out.push(char::from(b'0' + d as u8));
+        }
     }
+}
+
+/// Appends `n` in decimal without going through `fmt`.
+fn write_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Formats a sample value as Prometheus does (without quotes).
 pub fn format_value(v: f64) -> String {
+    let mut out = String::new();
+    write_value(&mut out, v);
+    out
+}
+
+/// Appends a sample value as Prometheus formats it (without quotes).
+pub fn write_value(out: &mut String, v: f64) {
     if v.is_nan() {
-        return "NaN".into();
+        out.push_str("NaN");
+        return;
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
     }
     let abs = v.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
@@ -77,13 +104,23 @@ pub fn format_value(v: f64) -> String {
                 Some(d) => ('-', d),
                 None => ('+', exp),
             };
-            return format!("{mantissa}e{sign}{digits:0>2}");
+            let _ = write!(out, "{mantissa}e{sign}{digits:0>2}");
+            return;
         }
-        return s;
+        out.push_str(&s);
+        return;
+    }
+    if v.fract() == 0.0 && abs < 1e15 && v != 0.0 {
+        // Whole numbers (most counters): exact as integers, no float formatting needed.
+        if v < 0.0 {
+            out.push('-');
+        }
+        write_u64(out, abs as u64);
+        return;
     }
     // Rust's `Display` for f64 is the shortest round-trip digits without exponent, like
     // Go's 'f' with precision -1 (`-0` included).
-    format!("{v}")
+    let _ = write!(out, "{v}");
 }
 
 /// Appends a `[<seconds>,"<value>"]` point.
@@ -91,7 +128,7 @@ pub fn write_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     write_timestamp(out, t);
     out.push_str(",\"");
-    out.push_str(&format_value(v));
+    write_value(out, v);
     out.push_str("\"]");
 }
 
@@ -150,6 +187,9 @@ pub fn write_query_data(out: &mut String, value: &Value) {
             out.push(']');
         }
         Value::Matrix(series) => {
+            // About 24 bytes a point and 100 a label set: one allocation for big answers.
+            let points: usize = series.iter().map(|s| s.points.len()).sum();
+            out.reserve(points.saturating_mul(24).saturating_add(series.len() * 100));
             out.push_str(r#"{"resultType":"matrix","result":["#);
             for (i, s) in series.iter().enumerate() {
                 if i > 0 {
@@ -223,6 +263,11 @@ mod tests {
             (123456789.125, "123456789.125"),
             (1e-6, "0.000001"),
             (1.5e-7, "1.5e-07"),
+            (-3.0, "-3"),
+            (123456.0, "123456"),
+            (1e15, "1000000000000000"),
+            (999999999999999.0, "999999999999999"),
+            (0.5, "0.5"),
             (-2e-10, "-2e-10"),
             (1e20, "100000000000000000000"),
             (1e21, "1e+21"),

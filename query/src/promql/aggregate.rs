@@ -7,7 +7,7 @@
 use super::EvalError;
 use super::eval::Evaluator;
 use super::functions::{kahan_inc, quantile};
-use super::types::{Elem, Inst, key_of};
+use super::types::{Elem, Inst, KeyIds, Labels, key_of};
 use basin_proto::METRIC_NAME;
 use basin_proto::storage::Label;
 use promql_parser::parser::token::{
@@ -28,6 +28,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<
         (None, _) => Param::None,
     };
     let input = ev.eval_vector(&a.expr, t)?;
+    let node = a as *const AggregateExpr as usize;
     let (by, names): (bool, Vec<String>) = match &a.modifier {
         Some(LabelModifier::Include(ls)) => (true, ls.labels.clone()),
         Some(LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
@@ -39,14 +40,16 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<
             if k.is_nan() {
                 return Err(EvalError::Execution("Parameter value is NaN".to_string()));
             }
-            Ok(Inst::Vector(topk(input, &names, by, k, op == T_TOPK, t)))
+            let ids = ev.groups.entry(node).or_default().of(&input, &names, by);
+            Ok(Inst::Vector(topk(input, ids, k, op == T_TOPK, t)))
         }
         T_LIMITK => {
             let k = param.number()?;
             if k.is_nan() {
                 return Err(EvalError::Execution("Parameter value is NaN".to_string()));
             }
-            Ok(Inst::Vector(limitk(input, &names, by, k, t)))
+            let ids = ev.groups.entry(node).or_default().of(&input, &names, by);
+            Ok(Inst::Vector(limitk(input, ids, k, t)))
         }
         T_LIMIT_RATIO => {
             let r = param.number()?;
@@ -87,7 +90,9 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<
                     );
                 }
             }
-            Ok(Inst::Vector(simple(op, input, &names, by, &param, t)?))
+            let groups = ev.groups.entry(node).or_default();
+            let ids = groups.of(&input, &names, by);
+            Ok(Inst::Vector(simple(op, input, ids, &groups.labels, &param, t)?))
         }
     }
 }
@@ -155,9 +160,52 @@ fn group_of(labels: &[Label], names: &[String], by: bool) -> Vec<Label> {
     }
 }
 
+/// The groups one aggregation node has seen, remembered across steps.
+#[derive(Debug, Default)]
+pub(crate) struct Groups {
+    ids: KeyIds,
+    /// Output labels by group id.
+    labels: Vec<Labels>,
+}
+
+impl Groups {
+    /// The group id of each element of `input`.
+    fn of(&mut self, input: &[Elem], names: &[String], by: bool) -> Vec<usize> {
+        let labels = &mut self.labels;
+        self.ids.prune(input.len());
+        self.ids.ids(
+            input,
+            |l| group_key(l, names, by),
+            |_, l| labels.push(Arc::new(group_of(l, names, by))),
+        )
+    }
+}
+
+/// Maps group ids to positions in one step's output, in order of first appearance.
+struct Slots(Vec<usize>);
+
+impl Slots {
+    const NONE: usize = usize::MAX;
+
+    fn new(ids: &[usize]) -> Self {
+        Slots(vec![Self::NONE; ids.iter().max().map_or(0, |m| m + 1)])
+    }
+
+    /// The position of group `g`, or `None` when `next` becomes its position.
+    fn get_or_insert(&mut self, g: usize, next: usize) -> Option<usize> {
+        let slot = &mut self.0[g];
+        if *slot == Self::NONE {
+            *slot = next;
+            None
+        } else {
+            Some(*slot)
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Group {
-    labels: Vec<Label>,
+    labels: Labels,
     drop_name: bool,
     count: f64,
     value: f64,
@@ -170,22 +218,19 @@ struct Group {
 fn simple(
     op: u16,
     input: Vec<Elem>,
-    names: &[String],
-    by: bool,
+    ids: Vec<usize>,
+    labels: &[Labels],
     param: &Param,
     t: i64,
 ) -> Result<Vec<Elem>, EvalError> {
     let mut groups: Vec<Group> = Vec::new();
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-    for e in input {
-        let key = group_key(&e.labels, names, by);
+    let mut slots = Slots::new(&ids);
+    for (e, gid) in input.into_iter().zip(ids) {
         let f = e.v;
-        let Some(&i) = index.get(&key) else {
-            index.insert(key, groups.len());
-            let labels = group_of(&e.labels, names, by);
+        let Some(i) = slots.get_or_insert(gid, groups.len()) else {
             let spread = op == T_STDDEV || op == T_STDVAR;
             groups.push(Group {
-                labels,
+                labels: Arc::clone(&labels[gid]),
                 drop_name: e.drop_name,
                 count: 1.0,
                 // Prometheus: a NaN or infinite first value makes the variance NaN.
@@ -252,42 +297,47 @@ fn simple(
             _ => g.value,
         };
         let drop_name = g.drop_name;
-        out.push(Elem { labels: Arc::new(g.labels), t, v, drop_name });
+        out.push(Elem { labels: g.labels, t, v, drop_name });
     }
     Ok(out)
 }
 
-fn topk(input: Vec<Elem>, names: &[String], by: bool, k: f64, top: bool, t: i64) -> Vec<Elem> {
+fn topk(input: Vec<Elem>, ids: Vec<usize>, k: f64, top: bool, t: i64) -> Vec<Elem> {
     if k < 1.0 {
         return Vec::new();
     }
     let k = if k >= input.len() as f64 { input.len() } else { k as usize };
-    let mut groups: Vec<Vec<Elem>> = Vec::new();
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-    for e in input {
-        let key = group_key(&e.labels, names, by);
-        let i = *index.entry(key).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        groups[i].push(e);
+    // Each group's members as positions in `input`, groups in order of first appearance.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut slots = Slots::new(&ids);
+    for (i, gid) in ids.into_iter().enumerate() {
+        match slots.get_or_insert(gid, groups.len()) {
+            Some(g) => groups[g].push(i),
+            None => groups.push(vec![i]),
+        }
     }
-    // Order: best first; NaN always last (Prometheus treats it as the worst candidate).
-    let better = |a: f64, b: f64| -> std::cmp::Ordering {
+    // Order: best first; NaN always last (Prometheus treats it as the worst candidate); ties
+    // keep input order, as a stable sort would.
+    let cmp = |a: &usize, b: &usize| -> std::cmp::Ordering {
         use std::cmp::Ordering::*;
-        match (a.is_nan(), b.is_nan()) {
+        let (x, y) = (input[*a].v, input[*b].v);
+        let o = match (x.is_nan(), y.is_nan()) {
             (true, true) => Equal,
             (true, false) => Greater,
             (false, true) => Less,
-            _ if top => b.partial_cmp(&a).unwrap_or(Equal),
-            _ => a.partial_cmp(&b).unwrap_or(Equal),
-        }
+            _ if top => y.partial_cmp(&x).unwrap_or(Equal),
+            _ => x.partial_cmp(&y).unwrap_or(Equal),
+        };
+        o.then(a.cmp(b))
     };
     let mut out = Vec::new();
     for mut g in groups {
-        g.sort_by(|a, b| better(a.v, b.v));
-        g.truncate(k);
-        out.extend(g.into_iter().map(|e| Elem { t, ..e }));
+        if k < g.len() {
+            g.select_nth_unstable_by(k - 1, cmp);
+            g.truncate(k);
+        }
+        g.sort_unstable_by(cmp);
+        out.extend(g.into_iter().map(|i| Elem { t, ..input[i].clone() }));
     }
     out
 }
@@ -319,14 +369,14 @@ pub(crate) fn format_value(v: f64) -> String {
 }
 
 /// `limitk`: the first `k` elements of each group, in input order.
-fn limitk(input: Vec<Elem>, names: &[String], by: bool, k: f64, t: i64) -> Vec<Elem> {
+fn limitk(input: Vec<Elem>, ids: Vec<usize>, k: f64, t: i64) -> Vec<Elem> {
     if k < 1.0 {
         return Vec::new();
     }
-    let mut taken: HashMap<Vec<u8>, f64> = HashMap::new();
+    let mut taken = vec![0.0; ids.iter().max().map_or(0, |m| m + 1)];
     let mut out = Vec::new();
-    for e in input {
-        let n = taken.entry(group_key(&e.labels, names, by)).or_insert(0.0);
+    for (e, gid) in input.into_iter().zip(ids) {
+        let n = &mut taken[gid];
         if *n < k {
             *n += 1.0;
             out.push(Elem { t, ..e });

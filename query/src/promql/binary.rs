@@ -3,7 +3,9 @@
 
 use super::EvalError;
 use super::eval::Evaluator;
-use super::types::{Elem, Inst, display, get, match_key, set};
+use super::types::{
+    AddrMap, Elem, IdSet, Inst, KeyIds, Labels, addr, display, get, match_key, set,
+};
 use basin_proto::METRIC_NAME;
 use basin_proto::storage::Label;
 use promql_parser::parser::token::{
@@ -11,7 +13,7 @@ use promql_parser::parser::token::{
     T_MUL, T_NEQ, T_POW, T_SUB, TokenId,
 };
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Evaluates a binary expression at `t`.
@@ -34,11 +36,17 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<Ins
         }
         (Inst::Vector(l), Inst::Vector(r)) => {
             let (include, names) = matching(b);
+            let m = ev.matching.entry(b as *const BinaryExpr as usize).or_default();
+            let key = |l: &[Label]| match_key(l, include, &names);
+            m.keys.prune(l.len() + r.len());
+            let lids = m.keys.ids(&l, key, |_, _| {});
+            let rids = m.keys.ids(&r, key, |_, _| {});
+            let ids = Ids { lhs: lids, rhs: rids, count: m.keys.len() };
             match op {
-                T_LAND => Ok(Inst::Vector(and(l, &r, include, &names))),
-                T_LOR => Ok(Inst::Vector(or(l, r, include, &names))),
-                T_LUNLESS => Ok(Inst::Vector(unless(l, &r, include, &names))),
-                _ => Ok(Inst::Vector(vector_vector(b, op, l, r, return_bool, t)?)),
+                T_LAND => Ok(Inst::Vector(and(l, &ids))),
+                T_LOR => Ok(Inst::Vector(or(l, r, &ids))),
+                T_LUNLESS => Ok(Inst::Vector(unless(l, &ids))),
+                _ => Ok(Inst::Vector(vector_vector(b, op, l, r, ids, m, return_bool, t)?)),
             }
         }
         (l, r) => Err(EvalError::BadData(format!(
@@ -115,21 +123,51 @@ fn matching(b: &BinaryExpr) -> (bool, Vec<String>) {
     }
 }
 
-fn and(l: Vec<Elem>, r: &[Elem], include: bool, names: &[String]) -> Vec<Elem> {
-    let keys: HashSet<Vec<u8>> = r.iter().map(|e| match_key(&e.labels, include, names)).collect();
-    l.into_iter().filter(|e| keys.contains(&match_key(&e.labels, include, names))).collect()
+/// Vector matching state of one binary node, remembered across steps.
+#[derive(Debug, Default)]
+pub(crate) struct Matching {
+    /// Ids of the matching keys (`on`/`ignoring` labels) of label sets.
+    keys: KeyIds,
+    /// Output label ids by the "many" side's label set and, for `group_x`, the "one" side's
+    /// label set address (0 for one-to-one, where the output depends on the "many" side only).
+    result_of: AddrMap<usize>,
+    /// `group_x` output label ids by content, so equal outputs share an id.
+    result_ids: HashMap<Vec<u8>, usize>,
+    /// Output labels by id.
+    results: Vec<Labels>,
 }
 
-fn or(l: Vec<Elem>, r: Vec<Elem>, include: bool, names: &[String]) -> Vec<Elem> {
-    let keys: HashSet<Vec<u8>> = l.iter().map(|e| match_key(&e.labels, include, names)).collect();
+/// The matching-key ids of one step's operands; every id is below `count`.
+struct Ids {
+    lhs: Vec<usize>,
+    rhs: Vec<usize>,
+    count: usize,
+}
+
+impl Ids {
+    /// Which ids occur in `ids`.
+    fn present(&self, ids: &[usize]) -> Vec<bool> {
+        let mut out = vec![false; self.count];
+        ids.iter().for_each(|&i| out[i] = true);
+        out
+    }
+}
+
+fn and(l: Vec<Elem>, ids: &Ids) -> Vec<Elem> {
+    let present = ids.present(&ids.rhs);
+    l.into_iter().zip(&ids.lhs).filter(|(_, i)| present[**i]).map(|(e, _)| e).collect()
+}
+
+fn or(l: Vec<Elem>, r: Vec<Elem>, ids: &Ids) -> Vec<Elem> {
+    let present = ids.present(&ids.lhs);
     let mut out = l;
-    out.extend(r.into_iter().filter(|e| !keys.contains(&match_key(&e.labels, include, names))));
+    out.extend(r.into_iter().zip(&ids.rhs).filter(|(_, i)| !present[**i]).map(|(e, _)| e));
     out
 }
 
-fn unless(l: Vec<Elem>, r: &[Elem], include: bool, names: &[String]) -> Vec<Elem> {
-    let keys: HashSet<Vec<u8>> = r.iter().map(|e| match_key(&e.labels, include, names)).collect();
-    l.into_iter().filter(|e| !keys.contains(&match_key(&e.labels, include, names))).collect()
+fn unless(l: Vec<Elem>, ids: &Ids) -> Vec<Elem> {
+    let present = ids.present(&ids.rhs);
+    l.into_iter().zip(&ids.lhs).filter(|(_, i)| !present[**i]).map(|(e, _)| e).collect()
 }
 
 /// The labels a match group is identified by, for error messages.
@@ -147,14 +185,18 @@ fn match_labels(labels: &[Label], include: bool, names: &[String]) -> Vec<Label>
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn vector_vector(
     b: &BinaryExpr,
     op: TokenId,
     lhs: Vec<Elem>,
     rhs: Vec<Elem>,
+    ids: Ids,
+    cache: &mut Matching,
     return_bool: bool,
     t: i64,
 ) -> Result<Vec<Elem>, EvalError> {
+    const NONE: usize = usize::MAX;
     let (include, names) = matching(b);
     let card =
         b.modifier.as_ref().map(|m| m.card.clone()).unwrap_or(VectorMatchCardinality::OneToOne);
@@ -166,11 +208,12 @@ fn vector_vector(
     let grouped =
         matches!(card, VectorMatchCardinality::ManyToOne(_) | VectorMatchCardinality::OneToMany(_));
     // Make the "many" side the left one; swap the operands back when computing.
-    let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-    let mut one_by_key: HashMap<Vec<u8>, &Elem> = HashMap::new();
-    for e in &one {
-        let k = match_key(&e.labels, include, &names);
-        if let Some(prev) = one_by_key.get(&k) {
+    let (many, one, many_ids, one_ids) =
+        if one_to_many { (rhs, lhs, ids.rhs, ids.lhs) } else { (lhs, rhs, ids.lhs, ids.rhs) };
+    // Position in `one` by matching-key id.
+    let mut one_by_key = vec![NONE; ids.count];
+    for (j, (e, &k)) in one.iter().zip(&one_ids).enumerate() {
+        if let Some(prev) = one.get(one_by_key[k]) {
             let side = if one_to_many { "left" } else { "right" };
             return Err(EvalError::Execution(format!(
                 "found duplicate series for the match group {} on the {side} hand-side of the \
@@ -181,15 +224,14 @@ fn vector_vector(
                 display(&e.labels),
             )));
         }
-        one_by_key.insert(k, e);
+        one_by_key[k] = j;
     }
     let cmp = is_comparison(op);
     if !grouped {
         // Prometheus checks one-to-one uniqueness before comparisons filter anything out.
-        let mut seen = HashSet::new();
-        for m in &many {
-            let k = match_key(&m.labels, include, &names);
-            if one_by_key.contains_key(&k) && !seen.insert(k) {
+        let mut seen = vec![false; ids.count];
+        for &k in &many_ids {
+            if one_by_key[k] != NONE && std::mem::replace(&mut seen[k], true) {
                 return Err(EvalError::Execution(
                     "multiple matches for labels: many-to-one matching must be explicit \
                      (group_left/group_right)"
@@ -198,11 +240,19 @@ fn vector_vector(
             }
         }
     }
-    let mut matched: HashMap<Vec<u8>, HashSet<Vec<u8>>> = HashMap::new();
+    cache.result_of.prune(many.len());
+    if cache.result_of.is_empty() {
+        cache.results.clear();
+        cache.result_ids.clear();
+    }
+    let mut matched_once = vec![false; ids.count];
+    let mut matched: IdSet<(usize, usize)> = IdSet::default();
+    if grouped {
+        matched.reserve(many.len());
+    }
     let mut out = Vec::new();
-    for m in &many {
-        let k = match_key(&m.labels, include, &names);
-        let Some(o) = one_by_key.get(&k) else {
+    for (m, &k) in many.iter().zip(&many_ids) {
+        let Some(o) = one.get(one_by_key[k]) else {
             continue;
         };
         let (l, r) = if one_to_many { (o.v, m.v) } else { (m.v, o.v) };
@@ -212,33 +262,39 @@ fn vector_vector(
         } else if !keep {
             continue;
         }
-        let labels = result_labels(&m.labels, &o.labels, include, &names, grouped, &extra);
-        if grouped {
-            let set = matched.entry(k).or_default();
-            if !set.insert(super::types::key_of(labels.iter())) {
+        let labels = if grouped {
+            let (id, labels) = cache.grouped_labels(&m.labels, &o.labels, || {
+                result_labels(&m.labels, &o.labels, include, &names, true, &extra)
+            });
+            if !matched.insert((k, id)) {
                 return Err(EvalError::Execution(
                     "multiple matches for matching labels: grouping labels must ensure unique \
                      matches"
                         .to_string(),
                 ));
             }
-        } else if matched.insert(k, HashSet::new()).is_some() {
-            return Err(EvalError::Execution(
-                "multiple matches for labels: many-to-one matching must be explicit \
-                 (group_left/group_right)"
-                    .to_string(),
-            ));
-        }
+            labels
+        } else {
+            if std::mem::replace(&mut matched_once[k], true) {
+                return Err(EvalError::Execution(
+                    "multiple matches for labels: many-to-one matching must be explicit \
+                     (group_left/group_right)"
+                        .to_string(),
+                ));
+            }
+            cache.one_to_one_labels(&m.labels, || {
+                result_labels(&m.labels, &o.labels, include, &names, false, &extra)
+            })
+        };
         let drop_name = m.drop_name || !cmp || return_bool;
-        out.push(Elem { labels: labels_arc(labels, &m.labels), t, v, drop_name });
+        out.push(Elem { labels, t, v, drop_name });
     }
     // Experimental `fill`/`fill_left`/`fill_right`: a missing "one" side takes the right fill
     // value, a missing "many" side the left one (for `group_right` too, as Prometheus does).
     let fills = b.modifier.as_ref().map(|m| &m.fill_values);
     if let Some(fill) = fills.and_then(|f| f.rhs) {
-        for m in &many {
-            let k = match_key(&m.labels, include, &names);
-            if one_by_key.contains_key(&k) {
+        for (m, &k) in many.iter().zip(&many_ids) {
+            if one_by_key[k] != NONE {
                 continue;
             }
             let (l, r) = if one_to_many { (fill, m.v) } else { (m.v, fill) };
@@ -254,10 +310,10 @@ fn vector_vector(
         }
     }
     if let Some(fill) = fills.and_then(|f| f.lhs) {
-        let many_keys: HashSet<Vec<u8>> =
-            many.iter().map(|m| match_key(&m.labels, include, &names)).collect();
-        for o in &one {
-            if many_keys.contains(&match_key(&o.labels, include, &names)) {
+        let mut many_keys = vec![false; ids.count];
+        many_ids.iter().for_each(|&k| many_keys[k] = true);
+        for (o, &k) in one.iter().zip(&one_ids) {
+            if many_keys[k] {
                 continue;
             }
             let (l, r) = if one_to_many { (o.v, fill) } else { (fill, o.v) };
@@ -275,6 +331,41 @@ fn vector_vector(
         }
     }
     Ok(out)
+}
+
+impl Matching {
+    /// The output labels of a one-to-one match of `many`, built by `build` the first time.
+    fn one_to_one_labels(&mut self, many: &Labels, build: impl FnOnce() -> Vec<Label>) -> Labels {
+        if let Some(i) = self.result_of.get(many, 0) {
+            return Arc::clone(&self.results[i]);
+        }
+        let labels = labels_arc(build(), many);
+        self.results.push(Arc::clone(&labels));
+        self.result_of.insert(many, 0, self.results.len() - 1);
+        labels
+    }
+
+    /// The output labels of a `group_x` match of `many` with `one`, built by `build` the first
+    /// time, and their id (equal for equal labels).
+    fn grouped_labels(
+        &mut self,
+        many: &Labels,
+        one: &Labels,
+        build: impl FnOnce() -> Vec<Label>,
+    ) -> (usize, Labels) {
+        if let Some(i) = self.result_of.get(many, addr(one)) {
+            return (i, Arc::clone(&self.results[i]));
+        }
+        let labels = build();
+        let next = self.results.len();
+        let id = *self.result_ids.entry(super::types::key_of(labels.iter())).or_insert(next);
+        if id == next {
+            self.results.push(labels_arc(labels, many));
+        }
+        self.result_of.insert(many, addr(one), id);
+        self.result_of.hold(one);
+        (id, Arc::clone(&self.results[id]))
+    }
 }
 
 fn labels_arc(new: Vec<Label>, old: &Arc<Vec<Label>>) -> Arc<Vec<Label>> {

@@ -7,6 +7,9 @@
 //! marker.
 
 use super::EvalError;
+use super::aggregate::Groups;
+use super::binary::Matching;
+use super::columns::{Columns, ColumnsKey};
 use super::plan::{Fetched, at_ms, ms, offset_ms, selector_id};
 use super::types::{Elem, Inst, RangeSeries, key_of};
 use super::{aggregate, binary, functions};
@@ -34,6 +37,12 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) samples: usize,
     pub(crate) warnings: Vec<String>,
     pub(crate) infos: Vec<String>,
+    /// Nodes evaluated series-major (range queries only).
+    pub(crate) columns: HashMap<ColumnsKey, Columns<'a>>,
+    /// Grouping of each aggregation node, remembered across steps.
+    pub(crate) groups: HashMap<usize, Groups>,
+    /// Vector matching of each binary node, remembered across steps.
+    pub(crate) matching: HashMap<usize, Matching>,
 }
 
 /// The error Prometheus returns when `--query.max-samples` is exceeded.
@@ -116,7 +125,10 @@ impl Evaluator<'_> {
                     other.type_name()
                 ))),
             },
-            Expr::VectorSelector(vs) => Ok(Inst::Vector(self.select_instant(vs, t)?)),
+            Expr::VectorSelector(vs) => match self.columns_at(ColumnsKey::selector(vs), t)? {
+                Some(v) => Ok(Inst::Vector(v)),
+                None => Ok(Inst::Vector(self.select_instant(vs, t)?)),
+            },
             Expr::MatrixSelector(m) => Ok(Inst::Matrix(self.select_range(m, t)?.0)),
             Expr::Subquery(sq) => Ok(Inst::Matrix(self.subquery(sq, t)?.0)),
             Expr::Binary(b) => binary::eval(self, b, t),
@@ -177,11 +189,11 @@ impl Evaluator<'_> {
         };
         let mut out = Vec::new();
         for s in series {
-            let idx = s.ts.partition_point(|&ts| ts <= at);
+            let idx = s.points.partition_point(|&(ts, _)| ts <= at);
             if idx == 0 {
                 continue;
             }
-            let (ts, v) = (s.ts[idx - 1], s.vs[idx - 1]);
+            let (ts, v) = s.points[idx - 1];
             if ts <= at.saturating_sub(self.lookback) || is_stale_nan(v) {
                 continue;
             }
@@ -207,10 +219,10 @@ impl Evaluator<'_> {
         let mut out = Vec::new();
         let mut total = 0;
         for s in series {
-            let lo = s.ts.partition_point(|&ts| ts <= start);
-            let hi = s.ts.partition_point(|&ts| ts <= end);
+            let lo = s.points.partition_point(|&(ts, _)| ts <= start);
+            let hi = s.points.partition_point(|&(ts, _)| ts <= end);
             let points: Vec<(i64, f64)> =
-                (lo..hi).filter(|&i| !is_stale_nan(s.vs[i])).map(|i| (s.ts[i], s.vs[i])).collect();
+                s.points[lo..hi].iter().copied().filter(|&(_, v)| !is_stale_nan(v)).collect();
             if points.is_empty() {
                 continue;
             }

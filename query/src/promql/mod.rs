@@ -4,9 +4,15 @@
 //! window every selector needs; each selector is fetched once from the [`SeriesSource`]; then
 //! [`eval`] evaluates the expression in memory, once per step. Delayed `__name__` removal
 //! (Prometheus 3) happens when a step's result is finalised.
+//!
+//! Range queries avoid per-step work where they can: selectors and range functions are
+//! computed series-major a chunk of steps at a time (`columns`), and grouping keys, matching
+//! keys and output series are found by the address of shared label sets, with keys built once
+//! per label set rather than once per step (`types::AddrMap`, `types::KeyIds`).
 
 mod aggregate;
 mod binary;
+mod columns;
 mod eval;
 mod functions;
 mod histogram;
@@ -88,12 +94,22 @@ pub struct Annotated {
 pub struct Engine {
     opts: EngineOptions,
     default_sub_step: Duration,
+    /// Evaluate selectors and range functions series-major in range queries (tests turn it
+    /// off to compare with the step-by-step path).
+    series_major: bool,
 }
 
 impl Engine {
     /// An engine with these settings.
     pub fn new(opts: EngineOptions) -> Self {
-        Self { opts, default_sub_step: Duration::from_secs(60) }
+        Self { opts, default_sub_step: Duration::from_secs(60), series_major: true }
+    }
+
+    /// The engine evaluating every node step by step (the reference for series-major paths).
+    #[cfg(test)]
+    pub(crate) fn step_by_step(mut self) -> Self {
+        self.series_major = false;
+        self
     }
 
     /// Sets the step of subqueries written without one (`[5m:]`); Prometheus uses the global
@@ -255,6 +271,17 @@ impl Engine {
             samples: 0,
             warnings: Vec::new(),
             infos: Vec::new(),
+            columns: if self.series_major {
+                columns::plan(
+                    expr,
+                    &data,
+                    columns::Grid { start, end, step, lookback: window.lookback },
+                )
+            } else {
+                HashMap::new()
+            },
+            groups: HashMap::new(),
+            matching: HashMap::new(),
         };
         let value = if step == 0 {
             instant(&mut ev, expr, start)?
@@ -343,13 +370,11 @@ fn range(
     end: i64,
     step: i64,
 ) -> Result<Value, EvalError> {
-    let mut series: Vec<Series> = Vec::new();
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut held = 0usize;
+    let mut out = Collector::default();
     let mut t = start;
     while t <= end {
         ev.check_deadline()?;
-        ev.samples = held;
+        ev.samples = out.held;
         let step_value = ev.eval(expr, t)?;
         let elems = match step_value {
             Inst::Scalar(v) => vec![Elem { labels: Arc::new(Vec::new()), t, v, drop_name: false }],
@@ -362,16 +387,11 @@ fn range(
                 )));
             }
         };
-        for (labels, e) in finalize(elems)? {
-            let key = key_of(labels.iter());
-            let i = *index.entry(key).or_insert_with(|| {
-                series.push(Series { labels, points: Vec::new() });
-                series.len() - 1
-            });
-            series[i].points.push((t, e.v));
-            held += 1;
+        out.by_addr.prune(elems.len());
+        for e in elems {
+            out.push(t, e)?;
         }
-        if held > ev.max_samples {
+        if out.held > ev.max_samples {
             return Err(EvalError::Execution(eval::TOO_MANY_SAMPLES.to_string()));
         }
         match t.checked_add(step) {
@@ -379,8 +399,50 @@ fn range(
             None => break,
         }
     }
+    let mut series = out.series;
     series.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
     Ok(Value::Matrix(series))
+}
+
+/// Gathers a range query's steps into series. A step element finds its series by the address
+/// of its shared label set (the final labels and their key are built once per label set), or
+/// by the key of its final labels the first time.
+#[derive(Default)]
+struct Collector {
+    series: Vec<Series>,
+    by_key: HashMap<Vec<u8>, usize>,
+    /// Series index by label set and `drop_name`.
+    by_addr: types::AddrMap<usize>,
+    /// Points gathered so far.
+    held: usize,
+}
+
+impl Collector {
+    /// Appends `e` at step `t`; fails when the step already has a point with the same final
+    /// labels.
+    fn push(&mut self, t: i64, e: Elem) -> Result<(), EvalError> {
+        let i = match self.by_addr.get(&e.labels, usize::from(e.drop_name)) {
+            Some(i) => i,
+            None => {
+                let labels =
+                    if e.drop_name { without_name(&e.labels) } else { (*e.labels).clone() };
+                let series = &mut self.series;
+                let i = *self.by_key.entry(key_of(labels.iter())).or_insert_with(|| {
+                    series.push(Series { labels, points: Vec::new() });
+                    series.len() - 1
+                });
+                self.by_addr.insert(&e.labels, usize::from(e.drop_name), i);
+                i
+            }
+        };
+        let points = &mut self.series[i].points;
+        if points.last().is_some_and(|&(last, _)| last == t) {
+            return Err(EvalError::Execution(DUPLICATE_LABELSET.to_string()));
+        }
+        points.push((t, e.v));
+        self.held += 1;
+        Ok(())
+    }
 }
 
 /// Prometheus' label-set order: label by label, name then value.

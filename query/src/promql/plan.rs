@@ -33,12 +33,13 @@ pub(crate) struct Request {
     pub(crate) hints: SelectHints,
 }
 
-/// A fetched series, samples split into parallel arrays for binary search.
+/// A fetched series: its samples in time order, staleness markers included.
 #[derive(Debug, Clone)]
 pub(crate) struct StoredSeries {
     pub(crate) labels: Labels,
-    pub(crate) ts: Vec<i64>,
-    pub(crate) vs: Vec<f64>,
+    pub(crate) points: Vec<(i64, f64)>,
+    /// Whether any sample is a staleness marker (range windows must then skip them).
+    pub(crate) has_stale: bool,
 }
 
 /// Everything fetched for one query, by selector.
@@ -201,15 +202,12 @@ fn add(
 
 /// Converts a fetched wire series into the evaluator's form.
 pub(crate) fn stored(series: storage::Series) -> StoredSeries {
-    let mut ts = Vec::with_capacity(series.samples.len());
-    let mut vs = Vec::with_capacity(series.samples.len());
-    for s in series.samples {
-        ts.push(s.timestamp_ms);
-        vs.push(s.value);
-    }
+    let points: Vec<(i64, f64)> =
+        series.samples.iter().map(|s| (s.timestamp_ms, s.value)).collect();
+    let has_stale = points.iter().any(|&(_, v)| basin_proto::is_stale_nan(v));
     let mut labels = series.labels;
     labels.sort_by(|a, b| a.name.cmp(&b.name));
-    StoredSeries { labels: Arc::new(labels), ts, vs }
+    StoredSeries { labels: Arc::new(labels), points, has_stale }
 }
 
 /// The wire matchers of every selector in `expr` (for tools that inspect queries).

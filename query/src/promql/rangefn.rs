@@ -2,10 +2,12 @@
 //! `irate`/`idelta`, `deriv`/`predict_linear`, `resets`/`changes` and the `*_over_time` family.
 
 use super::EvalError;
+use super::columns::ColumnsKey;
 use super::eval::Evaluator;
 use super::functions::{absent_labels, kahan_inc, quantile, range_out};
-use super::types::{Elem, Inst, RangeSeries, get};
+use super::types::{Elem, Inst, get};
 use basin_proto::METRIC_NAME;
+use basin_proto::storage::Label;
 use promql_parser::parser::Call;
 use std::sync::Arc;
 
@@ -62,6 +64,10 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, Eva
     let Some(marg) = c.args.args.get(mi) else {
         return Err(EvalError::BadData(format!("missing range argument to {name}")));
     };
+    if let Some(out) = ev.columns_at(ColumnsKey::call(c), t)? {
+        quantile_warning(ev, name, &scalars);
+        return Ok(Inst::Vector(out));
+    }
     let (series, start, end) = ev.eval_range_arg(marg, t)?;
     let range = end - start;
     if name == "absent_over_time" {
@@ -89,6 +95,39 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, Eva
             )));
         }
     }
+    quantile_warning(ev, name, &scalars);
+    let mut out = Vec::with_capacity(series.len());
+    for s in &series {
+        if !s.points.is_empty()
+            && let Some(metric) = not_a_counter(name, &s.labels)
+        {
+            counter_info(ev, name, metric);
+        }
+        let keep_name = keeps_name(name);
+        if let Some(v) = apply(name, &s.points, true, &scalars, start, end, range, t) {
+            out.push(range_out(s, t, v, keep_name));
+        }
+    }
+    Ok(Inst::Vector(out))
+}
+
+/// Whether a range function whose scalar arguments are constant can be evaluated
+/// series-major by [`super::columns`] (those without argument checks or special outputs).
+pub(crate) fn is_columnar(name: &str) -> bool {
+    is_range_fn(name) && !matches!(name, "absent_over_time" | "double_exponential_smoothing")
+}
+
+/// Index of the range-vector argument of a range function (0 if not one).
+pub(crate) fn range_arg_index(name: &str) -> usize {
+    matrix_arg(name).unwrap_or(0)
+}
+
+/// Whether the function's output keeps the input's (delayed) metric name.
+pub(crate) fn keeps_name(name: &str) -> bool {
+    matches!(name, "last_over_time" | "first_over_time")
+}
+
+fn quantile_warning(ev: &mut Evaluator<'_>, name: &str, scalars: &[f64]) {
     if name == "quantile_over_time" {
         let q = scalars.first().copied().unwrap_or(f64::NAN);
         if !(0.0..=1.0).contains(&q) {
@@ -102,48 +141,52 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, Eva
             );
         }
     }
-    let mut out = Vec::with_capacity(series.len());
-    for s in &series {
-        if (name == "rate" || name == "increase") && !s.points.is_empty() {
-            let metric = get(&s.labels, METRIC_NAME);
-            if !metric.is_empty()
-                && !["_total", "_sum", "_count", "_bucket"].iter().any(|x| metric.ends_with(x))
-            {
-                let pos = ev.position_of_call(name, Some(0));
-                ev.info_at(
-                    format!(
-                        "metric might not be a counter, name does not end in \
-                         _total/_sum/_count/_bucket: {metric:?}"
-                    ),
-                    pos,
-                );
-            }
-        }
-        let keep_name = matches!(name, "last_over_time" | "first_over_time");
-        if let Some(v) = apply(name, s, &scalars, start, end, range, t) {
-            out.push(range_out(s, t, v, keep_name));
-        }
-    }
-    Ok(Inst::Vector(out))
 }
 
-fn apply(
+/// For `rate`/`increase`: the metric name when it does not look like a counter's (Prometheus
+/// then adds an info annotation for each series with samples in the window).
+pub(crate) fn not_a_counter<'l>(name: &str, labels: &'l [Label]) -> Option<&'l str> {
+    if name != "rate" && name != "increase" {
+        return None;
+    }
+    let metric = get(labels, METRIC_NAME);
+    let counter = ["_total", "_sum", "_count", "_bucket"].iter().any(|x| metric.ends_with(x));
+    (!metric.is_empty() && !counter).then_some(metric)
+}
+
+/// Records the "metric might not be a counter" info for `metric`.
+pub(crate) fn counter_info(ev: &mut Evaluator<'_>, name: &str, metric: &str) {
+    let pos = ev.position_of_call(name, Some(0));
+    ev.info_at(
+        format!(
+            "metric might not be a counter, name does not end in \
+             _total/_sum/_count/_bucket: {metric:?}"
+        ),
+        pos,
+    );
+}
+
+/// Computes range function `name` over the window `p` (non-stale samples in `(start, end]`)
+/// at evaluation time `t`; `None` when it yields no sample. Without `resets`, the caller
+/// knows that no value in `p` is below its predecessor (counter functions skip the check).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply(
     name: &str,
-    s: &RangeSeries,
+    p: &[(i64, f64)],
+    resets: bool,
     scalars: &[f64],
     start: i64,
     end: i64,
     range: i64,
     t: i64,
 ) -> Option<f64> {
-    let p = &s.points;
     let first = p.first()?;
     let last = p.last()?;
     let vals = || p.iter().map(|&(_, v)| v);
     Some(match name {
-        "rate" => extrapolated(p, start, end, range, true, true)?,
-        "increase" => extrapolated(p, start, end, range, true, false)?,
-        "delta" => extrapolated(p, start, end, range, false, false)?,
+        "rate" => extrapolated(p, start, end, range, resets, true, true)?,
+        "increase" => extrapolated(p, start, end, range, resets, true, false)?,
+        "delta" => extrapolated(p, start, end, range, false, false, false)?,
         "irate" | "idelta" => {
             if p.len() < 2 {
                 return None;
@@ -266,6 +309,7 @@ fn extrapolated(
     range_start: i64,
     range_end: i64,
     range: i64,
+    resets: bool,
     counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
@@ -275,7 +319,7 @@ fn extrapolated(
     let (first_t, first_v) = p[0];
     let (last_t, last_v) = p[p.len() - 1];
     let mut result = last_v - first_v;
-    if counter {
+    if counter && resets {
         let mut prev = first_v;
         for &(_, v) in &p[1..] {
             if v < prev {

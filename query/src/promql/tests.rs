@@ -216,3 +216,167 @@ fn topk_and_quantile() {
     let e = instant(&src, "topk(scalar(foo), x_total)", 0).expect_err("NaN k");
     assert_eq!(e.to_string(), "Parameter value is NaN");
 }
+
+/// Jittered counters and gauges with gaps, resets, NaNs, staleness markers and a metric that
+/// does not look like a counter, over 0..1h.
+fn messy() -> MemSource {
+    let stale = f64::from_bits(basin_proto::STALE_NAN_BITS);
+    let mut src = MemSource::new();
+    let mut seed = 7u64;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as i64
+    };
+    for (i, name) in ["req_total", "req_total", "temp", "req_total", "temp"].iter().enumerate() {
+        let mut v = 0.0;
+        let mut pts = Vec::new();
+        let mut t = 0;
+        while t <= 3_600_000 {
+            let r = rnd();
+            t += 10_000 + r % 9_000;
+            v = match r % 50 {
+                0 => 0.0,
+                1 => f64::NAN,
+                2 => stale,
+                _ => v + (r % 100) as f64 / 7.0,
+            };
+            // A gap of several minutes in one series.
+            if i == 1 && (1_200_000..1_700_000).contains(&t) {
+                continue;
+            }
+            pts.push((t, v));
+        }
+        let job = ["a", "b"][i % 2];
+        let inst = i.to_string();
+        src.add(labels(&[("__name__", name), ("job", job), ("instance", &inst)]), pts);
+    }
+    // A counter without resets.
+    let pts = (0..400).map(|i| (i * 9_000 + rnd() % 500, (i * i) as f64 / 3.0));
+    src.add(labels(&[("__name__", "req_total"), ("job", "c"), ("instance", "9")]), pts);
+    src
+}
+
+#[test]
+fn series_major_range_queries_match_step_by_step() {
+    let src = messy();
+    let fns = [
+        "rate",
+        "increase",
+        "delta",
+        "irate",
+        "idelta",
+        "deriv",
+        "resets",
+        "changes",
+        "avg_over_time",
+        "sum_over_time",
+        "min_over_time",
+        "max_over_time",
+        "count_over_time",
+        "last_over_time",
+        "first_over_time",
+        "present_over_time",
+        "stddev_over_time",
+        "stdvar_over_time",
+        "mad_over_time",
+        "ts_of_first_over_time",
+        "ts_of_last_over_time",
+        "ts_of_max_over_time",
+        "ts_of_min_over_time",
+    ];
+    let mut queries: Vec<String> = Vec::new();
+    for f in fns {
+        queries.push(format!("{f}({{job=~\".+\"}}[3m])"));
+        queries.push(format!("sum by (job) ({f}(req_total[5m] offset 2m))"));
+    }
+    queries.extend(
+        [
+            "req_total",
+            "{job=\"a\"}",
+            "temp offset 3m",
+            "temp @ 1200",
+            "timestamp(req_total)",
+            "rate(req_total[5m] @ end())",
+            "predict_linear(temp[10m], 600)",
+            "quantile_over_time(0.3, temp[7m])",
+            "quantile_over_time(2, temp[7m])",
+            "topk(2, rate(req_total[5m]))",
+            "bottomk(1, temp) by (job)",
+            "limitk(1, temp)",
+            "count by (job) (temp) + sum by (job) (rate(req_total[2m]))",
+            "rate(req_total[5m]) / ignoring(job) group_left rate(req_total[5m])",
+            "max_over_time(rate(req_total[2m])[10m:1m])",
+            "rate(req_total[5m]) > 0.1",
+            "sum without (instance) (temp)",
+            "label_replace(temp, \"x\", \"$1\", \"instance\", \"(.*)\")",
+            "histogram_quantile(0.5, rate(req_total[5m]))",
+        ]
+        .map(String::from),
+    );
+    let fast = engine();
+    let slow = engine().step_by_step();
+    for q in &queries {
+        for (start, end, step) in [(0, 3_600_000, 15_000), (61_234, 3_000_000, 37_000)] {
+            let a = block(fast.range_annotated(&src, q, start, end, step));
+            let b = block(slow.range_annotated(&src, q, start, end, step));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{q}");
+        }
+    }
+    // The sample limit fails for the same limits.
+    for max_samples in (1..400).step_by(3) {
+        let opts = EngineOptions { max_samples, ..EngineOptions::default() };
+        for q in ["sum(rate(req_total[10m]))", "temp", "count(temp)"] {
+            let run = |e: Engine| block(e.range_annotated(&src, q, 0, 600_000, 10_000)).is_ok();
+            let (a, b) =
+                (run(Engine::new(opts.clone())), run(Engine::new(opts.clone()).step_by_step()));
+            assert_eq!(a, b, "{q} with max_samples {max_samples}");
+        }
+    }
+}
+
+/// Range query answers equal instant query answers at every step (the evaluator keeps state
+/// across steps; instant queries start from scratch).
+#[test]
+fn range_steps_match_instant_queries() {
+    let src = messy();
+    let queries = [
+        "sum by (job) (rate(req_total[5m]))",
+        "topk(2, req_total)",
+        "bottomk(2, temp > 0) by (job)",
+        "count without (instance) (temp)",
+        "quantile by (job) (0.5, temp)",
+        "temp - temp offset 1m",
+        "temp / on (job) group_left sum by (job) (temp)",
+        "sum by (job) (temp) / on (job) group_right temp",
+        "req_total and on (job) temp",
+        "req_total or temp",
+        "req_total unless on (instance) (temp > 20)",
+        "label_replace(temp, \"job\", \"x$1\", \"instance\", \"(.*)\") * on (instance) temp",
+        "sum(label_replace(req_total, \"v\", \"$1\", \"instance\", \"(.)\")) by (v)",
+        "limitk(1, temp) by (job)",
+        "count_values(\"v\", round(temp / 100))",
+        "histogram_quantile(0.9, label_replace(req_total, \"le\", \"$1\", \"instance\", \"(.*)\"))",
+    ];
+    let (start, end, step) = (60_000, 3_000_000, 41_000);
+    for q in queries {
+        let range = block(engine().query_range(&src, q, start, end, step));
+        let mut want: Vec<super::Series> = Vec::new();
+        let mut t = start;
+        while t <= end {
+            let samples = match instant(&src, q, t) {
+                Ok(Value::Vector(v)) => v,
+                other => panic!("{q}: {other:?}"),
+            };
+            for s in samples {
+                match want.iter_mut().find(|w| w.labels == s.labels) {
+                    Some(w) => w.points.push((t, s.v)),
+                    None => want.push(super::Series { labels: s.labels, points: vec![(t, s.v)] }),
+                }
+            }
+            t += step;
+        }
+        want.sort_by(|a, b| super::compare_labels(&a.labels, &b.labels));
+        let got = range.map(|r| r.value);
+        assert_eq!(format!("{got:?}"), format!("{:?}", Ok::<_, ()>(Value::Matrix(want))), "{q}");
+    }
+}

@@ -6,6 +6,8 @@
 
 use basin_proto::METRIC_NAME;
 use basin_proto::storage::Label;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// A label set sorted by name, shared cheaply between steps.
@@ -108,5 +110,133 @@ pub(crate) fn match_key(labels: &[Label], include: bool, names: &[String]) -> Ve
         key_of(
             labels.iter().filter(|l| l.name != METRIC_NAME && !names.iter().any(|n| n == &l.name)),
         )
+    }
+}
+
+/// The address of a shared label set, for [`AddrMap`] keys.
+pub(crate) fn addr(labels: &Labels) -> usize {
+    Arc::as_ptr(labels) as usize
+}
+
+/// A map keyed by a shared label set's address plus a second word (a flag, or another label
+/// set's address), for finding per-series state across steps without building keys. It holds
+/// the label sets alive, so an address cannot be reused for another label set while it is
+/// part of a key.
+#[derive(Debug)]
+pub(crate) struct AddrMap<V> {
+    map: HashMap<(usize, usize), V, BuildHasherDefault<AddrHasher>>,
+    held: Vec<Labels>,
+}
+
+impl<V> Default for AddrMap<V> {
+    fn default() -> Self {
+        Self { map: HashMap::default(), held: Vec::new() }
+    }
+}
+
+impl<V: Copy> AddrMap<V> {
+    pub(crate) fn get(&self, labels: &Labels, with: usize) -> Option<V> {
+        self.map.get(&(addr(labels), with)).copied()
+    }
+
+    /// Inserts a value for `labels` and `with`; a label set whose address is `with` must be
+    /// passed to [`AddrMap::hold`].
+    pub(crate) fn insert(&mut self, labels: &Labels, with: usize, v: V) {
+        self.map.insert((addr(labels), with), v);
+        self.hold(labels);
+    }
+
+    /// Keeps `labels` alive as long as the entries.
+    pub(crate) fn hold(&mut self, labels: &Labels) {
+        self.held.push(Arc::clone(labels));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Starts over when the map holds far more label sets than a step brings (`per_step`),
+    /// i.e. when label sets are not shared across steps; bounds the memory held.
+    pub(crate) fn prune(&mut self, per_step: usize) {
+        if self.held.len() > per_step.saturating_mul(4).max(1 << 16) {
+            self.map.clear();
+            self.held.clear();
+        }
+    }
+}
+
+/// A hash set of small integer keys (ids, addresses), hashed with [`AddrHasher`].
+pub(crate) type IdSet<T> = std::collections::HashSet<T, BuildHasherDefault<AddrHasher>>;
+
+/// A hasher for addresses (Fx-style multiply-rotate; addresses need no DoS protection).
+#[derive(Debug, Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Dense ids for the keys of label sets (grouping or matching keys), remembered across steps:
+/// a label set is found by its address, and its key is built only the first time it is seen.
+#[derive(Debug, Default)]
+pub(crate) struct KeyIds {
+    by_addr: AddrMap<usize>,
+    by_key: HashMap<Vec<u8>, usize>,
+}
+
+impl KeyIds {
+    /// The id of each element's key; `key` builds the key of a label set, and `on_new` is told
+    /// about every id seen for the first time.
+    pub(crate) fn ids(
+        &mut self,
+        elems: &[Elem],
+        key: impl Fn(&[Label]) -> Vec<u8>,
+        mut on_new: impl FnMut(usize, &[Label]),
+    ) -> Vec<usize> {
+        let mut out = Vec::with_capacity(elems.len());
+        for e in elems {
+            if let Some(id) = self.by_addr.get(&e.labels, 0) {
+                out.push(id);
+                continue;
+            }
+            let next = self.by_key.len();
+            let id = *self.by_key.entry(key(&e.labels)).or_insert(next);
+            if id == next {
+                on_new(id, &e.labels);
+            }
+            self.by_addr.insert(&e.labels, 0, id);
+            out.push(id);
+        }
+        out
+    }
+
+    /// Forgets addresses when they far outnumber the label sets of a step (`per_step`).
+    pub(crate) fn prune(&mut self, per_step: usize) {
+        self.by_addr.prune(per_step);
+    }
+
+    /// Number of ids handed out (every id is below it).
+    pub(crate) fn len(&self) -> usize {
+        self.by_key.len()
     }
 }

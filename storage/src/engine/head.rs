@@ -7,6 +7,7 @@
 //! is inserted in place.
 
 use super::lock;
+use crate::series::IdBuild;
 use basin_proto::storage::Sample;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,7 +19,7 @@ const SHARDS: usize = 64;
 /// A series in one day partition.
 pub(crate) type SeriesDay = (i32, u64);
 
-type Shard = HashMap<SeriesDay, Vec<Sample>>;
+type Shard = HashMap<SeriesDay, Vec<Sample>, IdBuild>;
 
 /// In-memory head samples, sharded by series id.
 #[derive(Debug)]

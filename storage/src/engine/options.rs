@@ -22,6 +22,15 @@
 //! - **DB-wide**: `max_total_wal_size` forces the rarely written `series`/`index` memtables
 //!   to flush so the WAL can be recycled; dynamic level sizes keep space amplification low;
 //!   two background jobs (the target machines are small; more only contend).
+//! - **Full disk**: a WAL, flush or MANIFEST write failing with ENOSPC puts RocksDB in a
+//!   "hard" background-error state: every write returns that error (mapped to a retryable
+//!   `ResourceExhausted`, see [`crate::error`]) while reads go on. Recovery needs no restart
+//!   and no option here: when no `SstFileManager` is configured RocksDB creates a default one
+//!   at open (the `rocksdb` crate cannot set one anyway, nor call `DB::Resume`), and its
+//!   recovery thread polls the free space every 5 s and resumes the database (flushing the
+//!   memtables to a new WAL) once the free space reaches the reserved buffer, the largest
+//!   `write_buffer_size`: 64 MiB, the `wal` CF's. Acknowledged writes are in the RocksDB WAL
+//!   and survive all of it. `tests/full_disk.rs` checks this end to end.
 
 use crate::config::StorageConfig;
 use crate::keys::DATA_KEY_LEN;
@@ -81,20 +90,18 @@ pub(crate) fn build(cfg: &StorageConfig) -> (Options, Vec<ColumnFamilyDescriptor
     index.set_compression_type(C::Lz4);
     index.set_bottommost_compression_type(C::Zstd);
 
-    let data_cf = |levels: &[C], write_buffer: usize| {
-        let mut o = base_cf();
-        o.set_prefix_extractor(SliceTransform::create_fixed_prefix(SERIES_DAY_PREFIX));
-        o.set_memtable_prefix_bloom_ratio(0.1);
-        o.set_block_based_table_factory(&table(&cache, true, false));
-        o.set_compression_per_level(levels);
-        o.set_write_buffer_size(write_buffer);
-        o
-    };
     let mut wal = base_cf();
     wal.set_block_based_table_factory(&table(&cache, false, false));
     wal.set_compression_type(C::None);
     wal.set_write_buffer_size(64 << 20);
-    let chunks = data_cf(&[C::None, C::None, C::Lz4, C::Lz4, C::Zstd, C::Zstd, C::Zstd], 32 << 20);
+
+    let mut chunks = base_cf();
+    chunks.set_prefix_extractor(SliceTransform::create_fixed_prefix(SERIES_DAY_PREFIX));
+    chunks.set_memtable_prefix_bloom_ratio(0.1);
+    chunks.set_block_based_table_factory(&table(&cache, true, false));
+    chunks.set_compression_type(C::Lz4);
+    chunks.set_bottommost_compression_type(C::Zstd);
+    chunks.set_write_buffer_size(32 << 20);
 
     let cfs = vec![
         ColumnFamilyDescriptor::new(CF_SERIES, series),

@@ -55,14 +55,14 @@ impl Storage {
             validate(i, &s.labels)?;
         }
         let tenant = req.tenant.as_str();
-        let encoded: Vec<Vec<u8>> =
-            req.series.iter().map(|s| series::encode(tenant, &s.labels)).collect();
+        let hashes: Vec<u64> =
+            req.series.iter().map(|s| basin_proto::hash::series_hash(tenant, &s.labels)).collect();
         // Held until the samples are in the head (see `Storage::wal_lock`).
         let _wal = read(&self.wal_lock);
 
         let mut ids: Vec<Option<u64>> = {
             let cache = read(&self.series);
-            encoded.iter().map(|k| cache.id(k)).collect()
+            req.series.iter().zip(&hashes).map(|(s, &h)| cache.id(h, tenant, &s.labels)).collect()
         };
         let mut batch = WriteBatch::default();
         let mut created: Vec<(u64, usize)> = Vec::new();
@@ -70,7 +70,7 @@ impl Storage {
         // New series: hold `create` until committed and cached (see `Storage::create`).
         let _create = if ids.iter().any(Option::is_none) {
             let guard = lock(&self.create);
-            self.assign_ids(req, &encoded, &mut ids, &mut batch, &mut created, &mut found)?;
+            self.assign_ids(req, &hashes, &mut ids, &mut batch, &mut created, &mut found)?;
             Some(guard)
         } else {
             None
@@ -130,7 +130,7 @@ impl Storage {
                     tenant: tenant.to_string(),
                     labels: req.series[i].labels.clone(),
                 };
-                cache.insert(id, encoded[i].clone(), Arc::new(entry));
+                cache.insert(id, hashes[i], Arc::new(entry));
             }
         }
         if !new_day_postings.is_empty() {
@@ -156,7 +156,7 @@ impl Storage {
     fn assign_ids(
         &self,
         req: &WriteRequest,
-        encoded: &[Vec<u8>],
+        hashes: &[u64],
         ids: &mut [Option<u64>],
         batch: &mut WriteBatch,
         created: &mut Vec<(u64, usize)>,
@@ -165,38 +165,39 @@ impl Storage {
         let tenant = req.tenant.as_str();
         let series_cf = self.cf(CF_SERIES);
         let index = self.cf(CF_INDEX);
-        // Ids taken by this request, and the series each belongs to.
-        let mut in_request: HashMap<u64, usize> = HashMap::new();
-        for i in 0..encoded.len() {
+        // Ids taken by this request, and the encoded series each belongs to.
+        let mut in_request: HashMap<u64, Vec<u8>> = HashMap::new();
+        for i in 0..req.series.len() {
             if ids[i].is_some() {
                 continue;
             }
+            let labels = &req.series[i].labels;
             // Another writer may have created it while we waited for `create`.
-            if let Some(id) = read(&self.series).id(&encoded[i]) {
+            if let Some(id) = read(&self.series).id(hashes[i], tenant, labels) {
                 ids[i] = Some(id);
                 continue;
             }
-            let labels = &req.series[i].labels;
+            let encoded = series::encode(tenant, labels);
             let mut id = (self.cfg.series_hasher)(tenant, labels);
             loop {
-                if let Some(&j) = in_request.get(&id) {
-                    if encoded[j] == encoded[i] {
+                if let Some(other) = in_request.get(&id) {
+                    if *other == encoded {
                         break;
                     }
                 } else {
                     match self.db.get_pinned_cf(series_cf, id.to_be_bytes())? {
                         None => {
-                            batch.put_cf(series_cf, id.to_be_bytes(), &encoded[i]);
+                            batch.put_cf(series_cf, id.to_be_bytes(), &encoded);
                             for k in postings_of(&Scope::Global(tenant), labels, id) {
                                 batch.put_cf(index, k, b"");
                             }
                             created.push((id, i));
-                            in_request.insert(id, i);
+                            in_request.insert(id, encoded);
                             break;
                         }
-                        Some(v) if v.as_ref() == encoded[i].as_slice() => {
+                        Some(v) if v.as_ref() == encoded.as_slice() => {
                             found.push((id, i));
-                            in_request.insert(id, i);
+                            in_request.insert(id, encoded);
                             break;
                         }
                         Some(_) => {}

@@ -1,0 +1,386 @@
+//! Series-major evaluation of selectors and range functions for range queries.
+//!
+//! The evaluator runs step by step. For instant vector selectors and for range functions over
+//! a matrix selector (with constant scalar arguments), outside subqueries, that means one
+//! binary search per series per step and a window copied out per series per step, jumping
+//! from series to series through memory. Here such a node is computed a chunk of steps at a
+//! time instead, going through each series once per chunk with cursors that only move
+//! forward; the evaluator then takes each step's answer from the chunk.
+//!
+//! Answers, sample accounting and annotations are exactly those of the step-by-step path,
+//! which stays the fallback whenever a step is asked for out of order.
+
+use super::EvalError;
+use super::eval::Evaluator;
+use super::plan::{Fetched, StoredSeries, at_ms, ms, offset_ms, selector_id};
+use super::rangefn;
+use super::types::Elem;
+use basin_proto::is_stale_nan;
+use promql_parser::parser::{Call, Expr, VectorSelector};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Steps computed per chunk at most.
+const CHUNK: usize = 64;
+/// Answers held per chunk at most (about 24 MiB), so many series mean shorter chunks.
+const CHUNK_CELLS: usize = 1 << 20;
+
+/// Identifies a precomputed node: its address and whether it is a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ColumnsKey(usize, bool);
+
+impl ColumnsKey {
+    pub(crate) fn selector(vs: &VectorSelector) -> Self {
+        Self(selector_id(vs), false)
+    }
+
+    pub(crate) fn call(c: &Call) -> Self {
+        Self(c as *const Call as usize, true)
+    }
+}
+
+/// The query's step grid and settings the precomputation needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grid {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) step: i64,
+    pub(crate) lookback: i64,
+}
+
+impl Grid {
+    /// Number of steps, or `None` when the grid is too large to index.
+    fn steps(&self) -> Option<usize> {
+        usize::try_from((self.end - self.start) / self.step).ok()?.checked_add(1)
+    }
+}
+
+/// What a precomputed node evaluates.
+#[derive(Debug)]
+enum Kind<'a> {
+    /// An instant vector selector.
+    Instant,
+    /// A range function over a matrix selector.
+    Range {
+        func: &'static str,
+        range: i64,
+        scalars: Vec<f64>,
+        /// Each series' samples without staleness markers.
+        live: Vec<Cow<'a, [(i64, f64)]>>,
+        /// Per series: whether its "not a counter" info is still to be reported.
+        info_pending: Vec<bool>,
+        /// Per series: whether some value is below its predecessor (a counter reset).
+        resets: Vec<bool>,
+    },
+}
+
+/// One output element: series index, timestamp, value.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    series: u32,
+    t: i64,
+    v: f64,
+}
+
+/// A node's answer at one step.
+#[derive(Debug, Default)]
+struct Step {
+    cells: Vec<Cell>,
+    /// Samples loaded, as the step-by-step path accounts them.
+    loaded: usize,
+    /// Series whose "not a counter" info is first raised at this step.
+    infos: Vec<u32>,
+}
+
+/// One node's series-major state.
+#[derive(Debug)]
+pub(crate) struct Columns<'a> {
+    series: &'a [StoredSeries],
+    kind: Kind<'a>,
+    grid: Grid,
+    steps: usize,
+    at: Option<i64>,
+    offset: i64,
+    /// Output drops the metric name.
+    drop_name: bool,
+    /// Per series: `(lo, hi)` sample cursors, carried from chunk to chunk.
+    cursors: Vec<(usize, usize)>,
+    /// Step index of `chunk[0]`.
+    first: usize,
+    /// Answers of the current chunk, `None` once taken.
+    chunk: Vec<Option<Step>>,
+}
+
+/// Finds the nodes of `expr` to evaluate series-major (none for a single step).
+pub(crate) fn plan<'a>(
+    expr: &Expr,
+    data: &'a Fetched,
+    grid: Grid,
+) -> HashMap<ColumnsKey, Columns<'a>> {
+    let mut out = HashMap::new();
+    if grid.step > 0 && grid.end > grid.start && grid.steps().is_some() {
+        collect(expr, data, grid, &mut out);
+    }
+    out
+}
+
+fn collect<'a>(
+    expr: &Expr,
+    data: &'a Fetched,
+    grid: Grid,
+    out: &mut HashMap<ColumnsKey, Columns<'a>>,
+) {
+    match expr {
+        Expr::Paren(p) => collect(&p.expr, data, grid, out),
+        Expr::Unary(u) => collect(&u.expr, data, grid, out),
+        Expr::Binary(b) => {
+            collect(&b.lhs, data, grid, out);
+            collect(&b.rhs, data, grid, out);
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                collect(p, data, grid, out);
+            }
+            collect(&a.expr, data, grid, out);
+        }
+        Expr::Call(c) => {
+            if let Some(cols) = range_call(c, data, grid) {
+                out.insert(ColumnsKey::call(c), cols);
+            } else {
+                c.args.args.iter().for_each(|a| collect(a, data, grid, out));
+            }
+        }
+        Expr::VectorSelector(vs) => {
+            if let Some(series) = data.get(&selector_id(vs)) {
+                let cols = Columns::new(series, Kind::Instant, grid, vs, false);
+                out.insert(ColumnsKey::selector(vs), cols);
+            }
+        }
+        // Subqueries evaluate their inner expression at their own times.
+        Expr::Subquery(_)
+        | Expr::MatrixSelector(_)
+        | Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_) => {}
+    }
+}
+
+/// Columns for a range function over a matrix selector whose other arguments are numbers.
+fn range_call<'a>(c: &Call, data: &'a Fetched, grid: Grid) -> Option<Columns<'a>> {
+    let func = c.func.name;
+    if !rangefn::is_columnar(func) {
+        return None;
+    }
+    let mi = rangefn::range_arg_index(func);
+    let mut scalars = Vec::new();
+    let mut matrix = None;
+    for (i, a) in c.args.args.iter().enumerate() {
+        match (i == mi, unparen(a)) {
+            (true, Expr::MatrixSelector(m)) => matrix = Some(m),
+            (false, Expr::NumberLiteral(n)) => scalars.push(n.val),
+            _ => return None,
+        }
+    }
+    let m = matrix?;
+    let series = data.get(&selector_id(&m.vs))?;
+    let live: Vec<Cow<[(i64, f64)]>> = series
+        .iter()
+        .map(|s| {
+            if s.has_stale {
+                Cow::Owned(s.points.iter().copied().filter(|&(_, v)| !is_stale_nan(v)).collect())
+            } else {
+                Cow::Borrowed(s.points.as_slice())
+            }
+        })
+        .collect();
+    let info_pending = series.iter().map(|s| rangefn::not_a_counter(func, &s.labels).is_some());
+    let resets = live.iter().map(|p: &Cow<[(i64, f64)]>| p.windows(2).any(|w| w[1].1 < w[0].1));
+    let kind = Kind::Range {
+        func,
+        range: ms(&m.range),
+        scalars,
+        resets: resets.collect(),
+        live,
+        info_pending: info_pending.collect(),
+    };
+    Some(Columns::new(series, kind, grid, &m.vs, !rangefn::keeps_name(func)))
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
+    }
+}
+
+impl<'a> Columns<'a> {
+    fn new(
+        series: &'a [StoredSeries],
+        kind: Kind<'a>,
+        grid: Grid,
+        vs: &VectorSelector,
+        drop_name: bool,
+    ) -> Self {
+        Self {
+            series,
+            kind,
+            grid,
+            steps: grid.steps().unwrap_or(0),
+            at: at_ms(&vs.at, grid.start, grid.end),
+            offset: offset_ms(&vs.offset),
+            drop_name,
+            cursors: vec![(0, 0); series.len()],
+            first: 0,
+            chunk: Vec::new(),
+        }
+    }
+
+    /// The answer at step `k`, computing its chunk when `k` lies past the current one;
+    /// `None` when it was taken already or lies behind the cursors. Fails past `deadline`.
+    fn take(&mut self, k: usize, deadline: Instant) -> Result<Option<Step>, ()> {
+        if k >= self.steps || k < self.first {
+            return Ok(None);
+        }
+        if k >= self.first + self.chunk.len() {
+            self.fill(k, deadline)?;
+        }
+        Ok(self.chunk.get_mut(k - self.first).and_then(Option::take))
+    }
+
+    /// The time selectors read at when the query evaluates step `k`.
+    fn read_time(&self, k: usize) -> i64 {
+        let t = self.grid.start + self.grid.step * k as i64;
+        self.at.unwrap_or(t).saturating_sub(self.offset)
+    }
+
+    /// Computes the chunk of steps starting at `from`, series by series.
+    fn fill(&mut self, from: usize, deadline: Instant) -> Result<(), ()> {
+        let per_chunk = (CHUNK_CELLS / self.series.len().max(1)).clamp(1, CHUNK);
+        let n = per_chunk.min(self.steps - from);
+        let mut chunk: Vec<Step> = (0..n).map(|_| Step::default()).collect();
+        let times: Vec<(i64, i64)> = (from..from + n)
+            .map(|k| (self.grid.start + self.grid.step * k as i64, self.read_time(k)))
+            .collect();
+        for (i, s) in self.series.iter().enumerate() {
+            if i % 1024 == 0 && Instant::now() > deadline {
+                return Err(());
+            }
+            let id = i as u32;
+            let cursor = &mut self.cursors[i];
+            match &mut self.kind {
+                Kind::Instant => {
+                    let p = &s.points;
+                    let mut c = cursor.0;
+                    for (step, &(_, at)) in chunk.iter_mut().zip(&times) {
+                        while c < p.len() && p[c].0 <= at {
+                            c += 1;
+                        }
+                        let Some(&(ts, v)) = c.checked_sub(1).and_then(|j| p.get(j)) else {
+                            continue;
+                        };
+                        if ts <= at.saturating_sub(self.grid.lookback) || is_stale_nan(v) {
+                            continue;
+                        }
+                        step.cells.push(Cell { series: id, t: ts, v });
+                    }
+                    cursor.0 = c;
+                }
+                Kind::Range { func, range, scalars, live, info_pending, resets } => {
+                    let p: &[(i64, f64)] = &live[i];
+                    let (mut lo, mut hi) = *cursor;
+                    for (step, &(t, end)) in chunk.iter_mut().zip(&times) {
+                        let start = end.saturating_sub(*range);
+                        while lo < p.len() && p[lo].0 <= start {
+                            lo += 1;
+                        }
+                        hi = hi.max(lo);
+                        while hi < p.len() && p[hi].0 <= end {
+                            hi += 1;
+                        }
+                        let window = &p[lo..hi];
+                        if window.is_empty() {
+                            continue;
+                        }
+                        step.loaded += window.len();
+                        if info_pending[i] {
+                            info_pending[i] = false;
+                            step.infos.push(id);
+                        }
+                        let (r, width) = (resets[i], end - start);
+                        if let Some(v) =
+                            rangefn::apply(func, window, r, scalars, start, end, width, t)
+                        {
+                            step.cells.push(Cell { series: id, t, v });
+                        }
+                    }
+                    *cursor = (lo, hi);
+                }
+            }
+        }
+        if matches!(self.kind, Kind::Instant) {
+            chunk.iter_mut().for_each(|s| s.loaded = s.cells.len());
+        }
+        self.first = from;
+        self.chunk = chunk.into_iter().map(Some).collect();
+        Ok(())
+    }
+}
+
+impl Evaluator<'_> {
+    /// The precomputed answer of node `key` at time `t`, with its samples accounted and its
+    /// annotations recorded; `None` when the node must be evaluated step by step.
+    pub(crate) fn columns_at(
+        &mut self,
+        key: ColumnsKey,
+        t: i64,
+    ) -> Result<Option<Vec<Elem>>, EvalError> {
+        let deadline = self.deadline;
+        let Some(cols) = self.columns.get_mut(&key) else {
+            return Ok(None);
+        };
+        let g = cols.grid;
+        if t < g.start || (t - g.start) % g.step != 0 {
+            return Ok(None);
+        }
+        let Ok(k) = usize::try_from((t - g.start) / g.step) else {
+            return Ok(None);
+        };
+        let step = match cols.take(k, deadline) {
+            Ok(Some(step)) => step,
+            Ok(None) => return Ok(None),
+            Err(()) => return Err(EvalError::Timeout(self.timeout_text.clone())),
+        };
+        let series = cols.series;
+        let drop_name = cols.drop_name;
+        let func = match &cols.kind {
+            Kind::Range { func, .. } => Some(*func),
+            Kind::Instant => None,
+        };
+        if let Some(func) = func {
+            // As `select_range` does at every step.
+            self.check_deadline()?;
+            self.account(step.loaded)?;
+            for &i in &step.infos {
+                let labels = &series[i as usize].labels;
+                if let Some(metric) = rangefn::not_a_counter(func, labels) {
+                    rangefn::counter_info(self, func, metric);
+                }
+            }
+        } else {
+            self.account(step.loaded)?;
+        }
+        Ok(Some(
+            step.cells
+                .iter()
+                .map(|c| Elem {
+                    labels: Arc::clone(&series[c.series as usize].labels),
+                    t: c.t,
+                    v: c.v,
+                    drop_name,
+                })
+                .collect(),
+        ))
+    }
+}
