@@ -1,32 +1,47 @@
 //! The chunk codec: a time-ordered run of samples of one series, compressed.
 //!
-//! Layout (all integers LEB128 varints, signed ones zigzag-encoded):
+//! Layout (varints are LEB128, signed ones zigzag-encoded):
 //!
 //! ```text
-//! version (1 byte) | value mode (1 byte) [| k (1 byte), decimal mode] | count | first ts
-//!   | timestamps… | values…
+//! version (1 byte) | value mode (1 byte) [| k (1 byte), decimal mode] | count
+//!   | timestamps (integer sequence) | values (integer sequence, or XOR)
 //! ```
 //!
-//! - **Timestamps**: the first delta, then delta-of-deltas. Regular scrapes have a
-//!   delta-of-delta of 0, one byte per sample. Arithmetic wraps, so any `i64` round-trips.
-//! - **Values, integer mode** (every value an exactly representable integer, e.g. counters
-//!   and integer gauges): delta-of-deltas of the integers, one byte per sample for counters
-//!   growing at a steady rate.
-//! - **Values, decimal mode** (every value is an integer over `10^k`, `k ≤ 6`, bit-exactly:
-//!   temperatures, ratios, most human-scale gauges): the integers, as in integer mode, and `k`.
-//! - **Values, XOR mode** (anything else): each value's bits XORed with the previous one's;
-//!   a control byte holds the count of leading zero bytes and of meaningful bytes, which
-//!   follow. A repeated value costs one byte. Byte-aligned (rather than Gorilla's
-//!   bit-aligned) to keep decoding branch-light; RocksDB's zstd on lower levels takes the
-//!   remaining redundancy.
+//! An **integer sequence** is its first element (varint), then one of four encodings of
+//! the rest, whichever is smallest for this chunk (a tag byte says which):
+//! - **packed deltas**, **packed delta-of-deltas** or **packed linear** (distances from the
+//!   line through the first and last element, whose slope is stored first): frame of
+//!   reference plus bit packing. The residuals are stored as their minimum (varint), their
+//!   greatest common divisor `g` (varint) and a bit width `w`, then every residual as
+//!   `(r - min) / g` in exactly `w` bits. Regular scrapes with 0–2 ms of jitter cost 2 bits
+//!   per timestamp (0 when perfectly regular); a noisy counter costs the bits of its
+//!   noise; gauges moving in pages of 4096 bytes lose the 12 bits the divisor takes out.
+//! - **varint delta-of-deltas**, one varint each: the fallback when one outlier (a counter
+//!   reset) would widen every packed residual.
+//!
+//! Values are an integer sequence when every value is an integer (**integer mode**: counters,
+//! integer gauges) or an integer over `10^k`, `k ≤ 6` (**decimal mode**: 23.4, 0.25), both
+//! bit-exactly. Otherwise (**XOR mode**) each value's bits are XORed with the previous one's;
+//! a control byte holds the count of leading zero bytes and of meaningful bytes, which follow
+//! (a repeated value costs one byte). RocksDB's zstd on the bottom level takes what is left.
 //!
 //! Values round-trip bit-exactly: NaN payloads (the staleness marker), -0.0 and ±Inf.
+//! Version 1 chunks (varint delta-of-deltas only) are still read.
 
 use crate::series::{get_uvarint, put_uvarint};
 use basin_proto::storage::Sample;
 use thiserror::Error;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The first layout: integer sequences are always varint delta-of-deltas, without a tag.
+const VERSION_1: u8 = 1;
+/// Most samples a chunk may hold (far above any `samples_per_chunk` in use).
+pub const MAX_SAMPLES: u64 = 1 << 20;
+/// Integer sequence tags.
+const SEQ_VARINT_DODS: u8 = 0;
+const SEQ_PACKED_DELTAS: u8 = 1;
+const SEQ_PACKED_DODS: u8 = 2;
+const SEQ_PACKED_LINEAR: u8 = 3;
 const MODE_INT: u8 = 1;
 const MODE_XOR: u8 = 2;
 /// Decimal mode: values are integers divided by `10^k`, `k` in `1..=MAX_DECIMALS`.
@@ -107,13 +122,11 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
     }
     put_uvarint(&mut b, samples.len() as u64);
     let Some(first) = samples.first() else { return b };
-    put_uvarint(&mut b, zigzag(first.timestamp_ms));
-    put_dods(&mut b, samples.iter().map(|s| s.timestamp_ms));
+    let ts: Vec<i64> = samples.iter().map(|s| s.timestamp_ms).collect();
+    debug_assert_eq!(ts.first(), Some(&first.timestamp_ms));
+    put_sequence(&mut b, &ts);
     match ints {
-        Some((_, _, ints)) => {
-            put_uvarint(&mut b, zigzag(ints[0]));
-            put_dods(&mut b, ints.iter().copied());
-        }
+        Some((_, _, ints)) => put_sequence(&mut b, &ints),
         None => {
             let mut prev = 0u64;
             for s in samples {
@@ -124,6 +137,110 @@ pub fn encode(samples: &[Sample]) -> Vec<u8> {
         }
     }
     b
+}
+
+/// Writes a non-empty integer sequence: the first element, then the smallest of the three
+/// encodings of the rest (see the module docs).
+fn put_sequence(b: &mut Vec<u8>, xs: &[i64]) {
+    put_uvarint(b, zigzag(xs[0]));
+    let deltas: Vec<i64> = xs.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    if deltas.is_empty() {
+        return;
+    }
+    let dods: Vec<i64> = std::iter::once(deltas[0])
+        .chain(deltas.windows(2).map(|w| w[1].wrapping_sub(w[0])))
+        .collect();
+    // Distances from the line through the first and last element (wrapping arithmetic,
+    // like every other residual here, so any i64 sequence round-trips).
+    let steps = (xs.len() - 1) as i128;
+    let step = ((i128::from(xs[xs.len() - 1]) - i128::from(xs[0])) / steps) as i64;
+    let linear: Vec<i64> = (1..xs.len())
+        .map(|i| xs[i].wrapping_sub(xs[0]).wrapping_sub(step.wrapping_mul(i as i64)))
+        .collect();
+    let candidates = [
+        (SEQ_PACKED_DELTAS, None, Packed::of(&deltas)),
+        (SEQ_PACKED_DODS, None, Packed::of(&dods)),
+        (SEQ_PACKED_LINEAR, Some(step), Packed::of(&linear)),
+    ];
+    let size =
+        |step: &Option<i64>, p: &Packed<'_>| p.bytes() + step.map_or(0, |s| uvarint_len(zigzag(s)));
+    let best = candidates.iter().min_by_key(|(_, step, p)| size(step, p));
+    let varint_bytes: usize = dods.iter().map(|&d| uvarint_len(zigzag(d))).sum();
+    match best {
+        Some((tag, step, packed)) if size(step, packed) <= varint_bytes => {
+            b.push(*tag);
+            if let Some(step) = step {
+                put_uvarint(b, zigzag(*step));
+            }
+            packed.write(b);
+        }
+        _ => {
+            b.push(SEQ_VARINT_DODS);
+            put_dods(b, xs.iter().copied());
+        }
+    }
+}
+
+fn uvarint_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Residuals in frame-of-reference form: `min`, divisor `g`, then `(r - min) / g` in `width`
+/// bits each.
+struct Packed<'a> {
+    residuals: &'a [i64],
+    min: i64,
+    g: u64,
+    width: u32,
+}
+
+impl<'a> Packed<'a> {
+    fn of(residuals: &'a [i64]) -> Self {
+        let min = residuals.iter().copied().min().unwrap_or(0);
+        let offsets = residuals.iter().map(|&r| r.wrapping_sub(min) as u64);
+        let g = offsets.clone().fold(0, gcd);
+        let max = offsets.max().unwrap_or(0);
+        let width = max.checked_div(g).map_or(0, |q| 64 - q.leading_zeros());
+        Self { residuals, min, g, width }
+    }
+
+    /// Encoded size in bytes (header: width, min, divisor).
+    fn bytes(&self) -> usize {
+        1 + uvarint_len(zigzag(self.min))
+            + uvarint_len(self.g)
+            + (self.residuals.len() * self.width as usize).div_ceil(8)
+    }
+
+    fn write(&self, b: &mut Vec<u8>) {
+        b.push(self.width as u8);
+        put_uvarint(b, zigzag(self.min));
+        put_uvarint(b, self.g);
+        if self.width == 0 {
+            return;
+        }
+        let mut acc: u128 = 0;
+        let mut filled = 0u32;
+        for &r in self.residuals {
+            let q = r.wrapping_sub(self.min) as u64 / self.g;
+            acc |= u128::from(q) << filled;
+            filled += self.width;
+            while filled >= 8 {
+                b.push(acc as u8);
+                acc >>= 8;
+                filled -= 8;
+            }
+        }
+        if filled > 0 {
+            b.push(acc as u8);
+        }
+    }
 }
 
 /// Writes the delta-of-deltas of a sequence after its first element.
@@ -167,20 +284,68 @@ impl Reader<'_> {
         Ok(v)
     }
 
-    /// Reads `first` and `n - 1` delta-of-deltas into `out` via `set`.
-    fn dods(
+    /// Reads an integer sequence of `n` elements (tagged in version 2, varint
+    /// delta-of-deltas in version 1) into `out` via `set`.
+    fn sequence(
         &mut self,
+        version: u8,
         n: usize,
         what: &'static str,
         mut set: impl FnMut(usize, i64),
     ) -> Result<(), CodecError> {
         let mut v = unzigzag(self.uvarint(what)?);
         set(0, v);
-        let mut delta = 0i64;
-        for i in 1..n {
-            delta = delta.wrapping_add(unzigzag(self.uvarint(what)?));
-            v = v.wrapping_add(delta);
-            set(i, v);
+        if n == 1 {
+            return Ok(());
+        }
+        let tag = if version == VERSION_1 { SEQ_VARINT_DODS } else { self.byte(what)? };
+        match tag {
+            SEQ_VARINT_DODS => {
+                let mut delta = 0i64;
+                for i in 1..n {
+                    delta = delta.wrapping_add(unzigzag(self.uvarint(what)?));
+                    v = v.wrapping_add(delta);
+                    set(i, v);
+                }
+            }
+            SEQ_PACKED_DELTAS | SEQ_PACKED_DODS | SEQ_PACKED_LINEAR => {
+                let step = if tag == SEQ_PACKED_LINEAR { unzigzag(self.uvarint(what)?) } else { 0 };
+                let first = v;
+                let width = u32::from(self.byte(what)?);
+                if width > 64 {
+                    return Err(CodecError::Unknown { what: "bit width", value: width as u8 });
+                }
+                let min = unzigzag(self.uvarint(what)?);
+                let g = self.uvarint(what)?;
+                let bytes = ((n - 1) * width as usize).div_ceil(8);
+                let packed =
+                    self.b.get(self.pos..self.pos + bytes).ok_or(CodecError::Truncated(what))?;
+                self.pos += bytes;
+                let mask = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+                let (mut acc, mut filled, mut next) = (0u128, 0u32, 0usize);
+                let mut delta = 0i64;
+                for i in 1..n {
+                    while filled < width {
+                        acc |= u128::from(packed[next]) << filled;
+                        next += 1;
+                        filled += 8;
+                    }
+                    let q = (acc as u64) & mask;
+                    acc = if width == 0 { acc } else { acc >> width };
+                    filled -= width;
+                    let r = min.wrapping_add(q.wrapping_mul(g) as i64);
+                    v = match tag {
+                        SEQ_PACKED_DELTAS => v.wrapping_add(r),
+                        SEQ_PACKED_DODS => {
+                            delta = delta.wrapping_add(r);
+                            v.wrapping_add(delta)
+                        }
+                        _ => first.wrapping_add(step.wrapping_mul(i as i64)).wrapping_add(r),
+                    };
+                    set(i, v);
+                }
+            }
+            other => return Err(CodecError::Unknown { what: "sequence encoding", value: other }),
         }
         Ok(())
     }
@@ -190,7 +355,7 @@ impl Reader<'_> {
 pub fn decode(b: &[u8]) -> Result<Vec<Sample>, CodecError> {
     let mut r = Reader { b, pos: 0 };
     let version = r.byte("version")?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(CodecError::Unknown { what: "version", value: version });
     }
     let mode = r.byte("value mode")?;
@@ -206,8 +371,9 @@ pub fn decode(b: &[u8]) -> Result<Vec<Sample>, CodecError> {
         _ => return Err(CodecError::Unknown { what: "value mode", value: mode }),
     };
     let n = r.uvarint("count")?;
-    // Every sample takes at least two bytes: a larger count is corrupt, not an allocation.
-    if n > b.len() as u64 {
+    // A corrupt count must fail, not allocate: XOR values take a byte each, and packed
+    // sequences of any length fit in a chunk only up to the cap.
+    if n > MAX_SAMPLES || (mode == MODE_XOR && n > b.len() as u64) {
         return Err(CodecError::Truncated("samples"));
     }
     let n = n as usize;
@@ -215,12 +381,12 @@ pub fn decode(b: &[u8]) -> Result<Vec<Sample>, CodecError> {
     if n == 0 {
         return finish(&r, out);
     }
-    r.dods(n, "timestamps", |i, t| out[i].timestamp_ms = t)?;
+    r.sequence(version, n, "timestamps", |i, t| out[i].timestamp_ms = t)?;
     if mode == MODE_INT {
-        r.dods(n, "values", |i, v| out[i].value = v as f64)?;
+        r.sequence(version, n, "values", |i, v| out[i].value = v as f64)?;
     } else if mode == MODE_DECIMAL {
         let scale = POW10[decimals];
-        r.dods(n, "values", |i, v| out[i].value = v as f64 / scale)?;
+        r.sequence(version, n, "values", |i, v| out[i].value = v as f64 / scale)?;
     } else {
         let mut prev = 0u64;
         for s in out.iter_mut() {
@@ -301,6 +467,59 @@ mod tests {
         assert_eq!(decode(&extra), Err(CodecError::Trailing(1)));
         assert!(matches!(decode(&[9, 1, 0]), Err(CodecError::Unknown { .. })));
         assert!(decode(&[VERSION, MODE_XOR, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn jittered_scrapes_and_noisy_counters_pack_into_few_bits() {
+        // 15 s scrapes with 0–2 ms jitter; a counter growing 150 ± 40 per scrape.
+        let mut value = 1_000_000i64;
+        let v: Vec<_> = (0..120i64)
+            .map(|i| {
+                value += 150 + (i * 37 % 81) - 40;
+                s(1_700_000_000_000 + i * 15_000 + (i * 7 % 3), value as f64)
+            })
+            .collect();
+        let enc = encode(&v);
+        // Timestamps: deltas within 4 ms of each other (3 bits); values: 81 apart (7 bits).
+        assert!(enc.len() <= 16 + (119 * (3 + 7)) / 8 + 8, "{} bytes", enc.len());
+        assert_eq!(bits(&decode(&enc).unwrap()), bits(&v));
+    }
+
+    #[test]
+    fn regular_constant_series_cost_a_header_only() {
+        let v: Vec<_> = (0..120).map(|i| s(i * 15_000, 1.0)).collect();
+        let enc = encode(&v);
+        assert!(enc.len() < 16, "{} bytes", enc.len());
+        assert_eq!(bits(&decode(&enc).unwrap()), bits(&v));
+    }
+
+    #[test]
+    fn common_divisor_is_factored_out() {
+        // Memory gauges move in whole pages.
+        let v: Vec<_> =
+            (0..120).map(|i| s(i * 15_000, (1_000_000 + (i * 13 % 17)) as f64 * 4096.0)).collect();
+        let enc = encode(&v);
+        assert!(enc.len() < 16 + 119 * 5 / 8 + 8, "{} bytes", enc.len());
+        assert_eq!(bits(&decode(&enc).unwrap()), bits(&v));
+    }
+
+    #[test]
+    fn a_counter_reset_does_not_widen_the_chunk_past_varints() {
+        let v: Vec<_> = (0..120)
+            .map(|i| s(i * 15_000, if i < 60 { 1e12 + i as f64 } else { i as f64 }))
+            .collect();
+        let enc = encode(&v);
+        // Varint delta-of-deltas: about a byte per sample, plus the reset's two big ones.
+        assert!(enc.len() < 120 + 40, "{} bytes", enc.len());
+        assert_eq!(bits(&decode(&enc).unwrap()), bits(&v));
+    }
+
+    #[test]
+    fn version_1_chunks_still_decode() {
+        // Version 1, integer mode, 3 samples: ts 1000, 2000, 3000; values 5, 6, 8.
+        let v1 = [1, MODE_INT, 3, 0xd0, 0x0f, 0xd0, 0x0f, 0, 10, 2, 2];
+        let got: Vec<_> = decode(&v1).unwrap().iter().map(|s| (s.timestamp_ms, s.value)).collect();
+        assert_eq!(got, vec![(1000, 5.0), (2000, 6.0), (3000, 8.0)]);
     }
 
     #[test]

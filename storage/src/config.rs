@@ -34,9 +34,13 @@ pub struct StorageConfig {
     /// Queries spanning more day partitions than this use the global index instead of the
     /// per-day one (one index lookup instead of one per day).
     pub max_index_days: usize,
-    /// Samples per compressed chunk: a head (in-memory, uncompressed) series is cut into
-    /// chunks by the background task once it holds this many.
+    /// Head samples per series that make the background task cut them into compressed
+    /// chunks (the head holds them uncompressed, in memory, until then).
     pub samples_per_chunk: usize,
+    /// Most samples in one chunk: each cut appends to the series-day's last chunk while it
+    /// has room, so chunks grow past `samples_per_chunk` and their fixed costs (key, header)
+    /// spread over more samples. Capped at [`crate::codec::MAX_SAMPLES`].
+    pub max_chunk_samples: usize,
     /// WAL bytes written since the last checkpoint that make the background task checkpoint
     /// early (cut full head series into chunks and truncate the WAL): bounds the WAL's size
     /// and the time replay takes after a crash.
@@ -60,6 +64,7 @@ impl Default for StorageConfig {
             block_cache_bytes: 256 << 20,
             max_index_days: 40,
             samples_per_chunk: 120,
+            max_chunk_samples: 480,
             wal_checkpoint_bytes: 64 << 20,
             maintenance_interval: Some(Duration::from_secs(300)),
             series_hasher: basin_proto::hash::series_hash,

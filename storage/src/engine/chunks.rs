@@ -13,7 +13,7 @@
 //! Cut samples are merged with the chunks they overlap (head wins on equal timestamps: it
 //! holds the later write), plus the day's last chunk when it is not full, so out-of-order
 //! samples never leave overlapping chunks. The result is deduplicated (when
-//! `dedup_interval` is set) and split into chunks of at most `samples_per_chunk` samples,
+//! `dedup_interval` is set) and split into chunks of at most `max_chunk_samples` samples,
 //! keyed by their last timestamp.
 //!
 //! Readers copy head samples before they read chunks, and a cut removes samples from the
@@ -44,6 +44,15 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl Storage {
+    /// The largest chunk: `max_chunk_samples`, at least `samples_per_chunk`, within what a
+    /// chunk can hold.
+    fn max_chunk_samples(&self) -> usize {
+        self.cfg
+            .max_chunk_samples
+            .max(self.cfg.samples_per_chunk)
+            .clamp(1, codec::MAX_SAMPLES as usize)
+    }
+
     /// Asks the background task for an early checkpoint (the WAL outgrew its threshold).
     pub(crate) fn request_checkpoint(&self) {
         if !self.checkpoint_wanted.swap(true, Ordering::SeqCst)
@@ -140,39 +149,47 @@ impl Storage {
         let Some(head_min) = head.first().map(|s| s.timestamp_ms) else { return Ok(()) };
 
         // Chunks to rewrite: those ending at or after the first head sample, and the last
-        // earlier one when it has room.
+        // earlier one when it has room. Read without filling the block cache: they are
+        // about to be replaced.
         let chunks_cf = self.cf(CF_CHUNKS);
         let mut ro = ReadOptions::default();
         ro.set_prefix_same_as_start(true);
+        ro.fill_cache(false);
         let mut it = self.db.raw_iterator_cf_opt(chunks_cf, ro);
-        it.seek(keys::data_key(day, id, i64::MIN));
+        let decode = |k: &[u8], v: &[u8]| {
+            codec::decode(v).map_err(|e| StorageError::corrupt(entry.display(), k, e.to_string()))
+        };
+        let ours = |k: &[u8]| -> Result<Option<i64>, StorageError> {
+            match keys::parse_data_key(k) {
+                Some((kday, kid, last)) => Ok((kday == day && kid == id).then_some(last)),
+                None => Err(StorageError::corrupt(entry.display(), k, "bad chunk key")),
+            }
+        };
         let mut before: Option<(Vec<u8>, Vec<Sample>)> = None;
+        if head_min > i64::MIN {
+            it.seek_for_prev(keys::data_key(day, id, head_min - 1));
+            if let (Some(k), Some(v)) = (it.key(), it.value())
+                && ours(k)?.is_some()
+            {
+                before = Some((k.to_vec(), decode(k, v)?));
+            }
+            it.status()?;
+        }
         let mut old = Vec::new();
         let mut replaced = Vec::new();
+        it.seek(keys::data_key(day, id, head_min));
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
-            let Some((kday, kid, last)) = keys::parse_data_key(k) else {
-                return Err(StorageError::corrupt(entry.display(), k, "bad chunk key"));
-            };
-            if kday != day || kid != id {
+            if ours(k)?.is_none() {
                 break;
             }
-            if last < head_min {
-                let samples = codec::decode(v)
-                    .map_err(|e| StorageError::corrupt(entry.display(), k, e.to_string()))?;
-                before = Some((k.to_vec(), samples));
-            } else {
-                old.extend(
-                    codec::decode(v)
-                        .map_err(|e| StorageError::corrupt(entry.display(), k, e.to_string()))?,
-                );
-                replaced.push(k.to_vec());
-            }
+            old.extend(decode(k, v)?);
+            replaced.push(k.to_vec());
             it.next();
         }
         it.status()?;
-        // Merge into the previous chunk only while it has room (MSRV 1.85: no let chains).
-        let joinable = before.filter(|(_, s)| s.len() < self.cfg.samples_per_chunk.max(1));
+        // Merge into the previous chunk only while it has room.
+        let joinable = before.filter(|(_, s)| s.len() < self.max_chunk_samples());
         if let Some((k, mut joined)) = joinable {
             joined.append(&mut old);
             old = joined;
@@ -186,7 +203,7 @@ impl Storage {
         if let Some(interval) = self.cfg.dedup_interval {
             dedup(&mut merged, interval.as_millis() as i64);
         }
-        for run in merged.chunks(self.cfg.samples_per_chunk.max(1)) {
+        for run in merged.chunks(self.max_chunk_samples()) {
             if let Some(last) = run.last() {
                 wb.put_cf(
                     chunks_cf,
