@@ -450,3 +450,102 @@ fn tsdb_status_and_delete_series_end_to_end() {
     let (code, text) = post_form(&basin.url, "/api/v1/admin/tsdb/clean_tombstones", &[]);
     assert_eq!((code, text.as_str()), (204, ""));
 }
+
+/// One line of `/api/v1/export`: labels, and the values parsed from their own text (so the
+/// comparison is bit-exact), with timestamps.
+type ExportLine = (Vec<(String, String)>, Vec<u64>, Vec<i64>);
+
+fn export_lines(text: &str) -> Vec<ExportLine> {
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let labels = v["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            let raw = line.split(r#""values":["#).nth(1).and_then(|r| r.split(']').next()).unwrap();
+            let values = raw.split(',').map(|x| x.parse::<f64>().unwrap().to_bits()).collect();
+            let timestamps =
+                v["timestamps"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
+            (labels, values, timestamps)
+        })
+        .collect()
+}
+
+#[test]
+fn export_returns_raw_samples_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let basin = Basin::standalone(dir.path(), &[]);
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let odd = [0.1 + 0.2, 1e-300, 5e-324, 123_456_789.123_456_79, -2.5e21, 1.0 / 3.0, 42.0];
+    let a_x: Vec<(i64, f64)> =
+        odd.iter().enumerate().map(|(i, &v)| ((T0 + i as i64 * 15) * 1000, v)).collect();
+    let a_y = vec![(T0 * 1000, 1.0), ((T0 + 15) * 1000, stale), ((T0 + 30) * 1000, 3.0)];
+    let b = vec![(T0 * 1000 + 1, 7.0)];
+    write(
+        &basin.url,
+        vec![
+            series(&[("__name__", "exp_a"), ("job", "x")], &a_x),
+            series(&[("__name__", "exp_a"), ("job", "y")], &a_y),
+            series(&[("__name__", "exp_b"), ("k", "v")], &b),
+            series(&[("__name__", "exp_stale_only")], &[(T0 * 1000, stale)]),
+        ],
+    );
+    let export = |params: &[(&str, &str)]| {
+        let resp = common::http()
+            .get(format!("{}/api/v1/export", basin.url))
+            .query(params)
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.text().unwrap()
+    };
+    let owned = |pairs: &[(&str, &str)]| labels(pairs);
+    let bits = |samples: &[(i64, f64)]| -> (Vec<u64>, Vec<i64>) {
+        samples
+            .iter()
+            .filter(|s| s.1.to_bits() != stale.to_bits())
+            .map(|s| (s.1.to_bits(), s.0))
+            .unzip()
+    };
+    let line = |l: &[(&str, &str)], samples: &[(i64, f64)]| {
+        let (values, timestamps) = bits(samples);
+        (owned(l), values, timestamps)
+    };
+
+    // Several selectors, one overlapping another: each series once, sorted by labels; the
+    // stale marker is left out; a series of only a stale marker is no line at all.
+    let text = export(&[
+        ("match[]", "exp_a"),
+        ("match[]", r#"exp_a{job="x"}"#),
+        ("match[]", "{__name__=~\"exp_b|exp_stale_only\"}"),
+    ]);
+    let want = vec![
+        line(&[("__name__", "exp_a"), ("job", "x")], &a_x),
+        line(&[("__name__", "exp_a"), ("job", "y")], &a_y),
+        line(&[("__name__", "exp_b"), ("k", "v")], &b),
+    ];
+    assert_eq!(export_lines(&text), want, "{text}");
+    assert!(text.ends_with('\n'));
+
+    // start/end bound the samples (inclusive), as in the other endpoints.
+    let (start, end) = ((T0 + 15).to_string(), (T0 + 30).to_string());
+    let text = export(&[("match[]", r#"exp_a{job="x"}"#), ("start", &start), ("end", &end)]);
+    assert_eq!(export_lines(&text), vec![line(&[("__name__", "exp_a"), ("job", "x")], &a_x[1..3])]);
+
+    // Form POST works like GET.
+    let (code, text) = post_form(&basin.url, "/api/v1/export", &[("match[]", "exp_b")]);
+    assert_eq!(code, 200);
+    assert_eq!(export_lines(&text), vec![line(&[("__name__", "exp_b"), ("k", "v")], &b)]);
+
+    // Bad requests are 400 bad_data, like the other endpoints.
+    for params in [vec![], vec![("match[]", "x{")], vec![("match[]", "exp_a"), ("start", "abc")]] {
+        let (code, text) = post_form(&basin.url, "/api/v1/export", &params);
+        assert_eq!(code, 400, "{params:?}: {text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["errorType"], "bad_data", "{text}");
+    }
+}

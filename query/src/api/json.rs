@@ -12,7 +12,7 @@
 //! Results are written straight into a `String` rather than through `serde`: range query
 //! answers can hold millions of points.
 
-use crate::promql::Value;
+use crate::promql::{Series, Value};
 use basin_proto::storage::Label;
 use std::fmt::Write;
 
@@ -61,6 +61,14 @@ pub fn write_timestamp(out: &mut String, ms: i64) {
             out.push(char::from(b'0' + d as u8));
         }
     }
+}
+
+/// Appends `n` in decimal.
+pub fn write_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    write_u64(out, n.unsigned_abs());
 }
 
 /// Appends `n` in decimal without going through `fmt`.
@@ -190,21 +198,9 @@ pub fn write_query_data(out: &mut String, value: &Value) {
             // About 24 bytes a point and 100 a label set: one allocation for big answers.
             let points: usize = series.iter().map(|s| s.points.len()).sum();
             out.reserve(points.saturating_mul(24).saturating_add(series.len() * 100));
-            out.push_str(r#"{"resultType":"matrix","result":["#);
+            out.push_str(MATRIX_HEAD);
             for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(r#"{"metric":"#);
-                write_labels(out, &s.labels);
-                out.push_str(r#","values":["#);
-                for (j, (t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    write_point(out, *t, *v);
-                }
-                out.push_str("]}");
+                write_matrix_series(out, i, s);
             }
             out.push(']');
         }
@@ -212,17 +208,45 @@ pub fn write_query_data(out: &mut String, value: &Value) {
     out.push('}');
 }
 
+/// What a matrix result starts with, up to its first series.
+pub const MATRIX_HEAD: &str = r#"{"resultType":"matrix","result":["#;
+
+/// Appends the `i`-th series of a matrix result (with its separating comma).
+pub fn write_matrix_series(out: &mut String, i: usize, s: &Series) {
+    if i > 0 {
+        out.push(',');
+    }
+    out.push_str(r#"{"metric":"#);
+    write_labels(out, &s.labels);
+    out.push_str(r#","values":["#);
+    for (j, (t, v)) in s.points.iter().enumerate() {
+        if j > 0 {
+            out.push(',');
+        }
+        write_point(out, *t, *v);
+    }
+    out.push_str("]}");
+}
+
+/// The head of a success envelope, up to its `data`.
+pub const SUCCESS_HEAD: &str = r#"{"status":"success","data":"#;
+
+/// Appends the end of a success envelope after its `data`: warnings, infos and the `}`.
+pub fn write_success_tail(out: &mut String, warnings: &[String], infos: &[String]) {
+    write_warnings(out, warnings);
+    if !infos.is_empty() {
+        out.push_str(r#","infos":"#);
+        write_str_list(out, infos);
+    }
+    out.push('}');
+}
+
 /// A success envelope around already-encoded `data`.
 pub fn success(data: &str, warnings: &[String], infos: &[String]) -> String {
     let mut out = String::with_capacity(data.len() + 64);
-    out.push_str(r#"{"status":"success","data":"#);
+    out.push_str(SUCCESS_HEAD);
     out.push_str(data);
-    write_warnings(&mut out, warnings);
-    if !infos.is_empty() {
-        out.push_str(r#","infos":"#);
-        write_str_list(&mut out, infos);
-    }
-    out.push('}');
+    write_success_tail(&mut out, warnings, infos);
     out
 }
 
@@ -248,7 +272,7 @@ fn write_warnings(out: &mut String, warnings: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::promql::{Sample, Series};
+    use crate::promql::Sample;
 
     #[test]
     fn values_format_like_go() {

@@ -10,22 +10,25 @@
 
 mod engine;
 pub mod error;
+mod export;
 pub mod json;
 pub mod params;
+mod stream;
 mod tsdb;
 
 use crate::fanout::{FanoutOptions, FanoutSource, Merged};
 use crate::metrics::QueryMetrics;
-use crate::promql::{Annotated, EvalError};
+use crate::promql::{Annotated, EvalError, Value};
 use crate::source::SeriesSource;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use basin_proto::DEFAULT_TENANT;
 use basin_proto::node::StorageNode;
+use basin_proto::storage::Series;
 pub use error::ApiError;
 use params::Params;
 use std::sync::Arc;
@@ -265,21 +268,16 @@ impl QueryApi {
             Ok(req) => self.dispatch(&endpoint, &req).await,
             Err(e) => Err(e),
         };
-        let (status, body) = match outcome {
-            Ok(a) if a.no_content => {
-                let elapsed = started.elapsed().as_secs_f64();
-                self.metrics.observe_request(endpoint.name(), 204, elapsed);
-                return StatusCode::NO_CONTENT.into_response();
-            }
-            Ok(a) => (StatusCode::OK, json::success(&a.data, &a.warnings, &a.infos)),
+        let response = match outcome {
+            Ok(answer) => answer.into_response(),
             Err(e) => {
                 tracing::debug!(endpoint = endpoint.name(), error = %e, "query API request failed");
-                (e.status(), json::error(e.error_type(), &e.to_string(), &[]))
+                json_response(e.status(), json::error(e.error_type(), &e.to_string(), &[]))
             }
         };
         let elapsed = started.elapsed().as_secs_f64();
-        self.metrics.observe_request(endpoint.name(), status.as_u16(), elapsed);
-        json_response(status, body)
+        self.metrics.observe_request(endpoint.name(), response.status().as_u16(), elapsed);
+        response
     }
 
     async fn dispatch(&self, endpoint: &Endpoint, req: &Request) -> Result<Answer, ApiError> {
@@ -297,6 +295,7 @@ impl QueryApi {
             Endpoint::BuildInfo => Ok(Answer::data(build_info())),
             Endpoint::TsdbStatus => self.tsdb_status(req).await,
             Endpoint::DeleteSeries => self.delete_series(req).await,
+            Endpoint::Export => self.export(req).await,
             // Deletes rewrite data in place: there are no tombstones to clean.
             Endpoint::CleanTombstones => Ok(Answer::no_content()),
         }
@@ -329,29 +328,51 @@ struct Request {
     params: Params,
 }
 
-/// A successful answer: encoded `data` plus warnings and infos, or `204 No Content`.
+/// A successful answer: its payload plus warnings and infos.
 #[derive(Debug)]
 struct Answer {
-    data: String,
+    payload: Payload,
     warnings: Vec<String>,
     infos: Vec<String>,
-    no_content: bool,
+}
+
+/// What a successful answer holds.
+#[derive(Debug)]
+enum Payload {
+    /// Already-encoded `data` of the JSON envelope.
+    Data(String),
+    /// A query's value, encoded while it is sent.
+    Query(Value),
+    /// Series for `/api/v1/export`: JSON lines without an envelope, encoded while sent.
+    Export(Vec<Series>),
+    /// `204 No Content`.
+    NoContent,
 }
 
 impl Answer {
+    fn new(payload: Payload) -> Self {
+        Self { payload, warnings: Vec::new(), infos: Vec::new() }
+    }
+
     fn data(data: String) -> Self {
-        Self { data, warnings: Vec::new(), infos: Vec::new(), no_content: false }
+        Self::new(Payload::Data(data))
     }
 
     /// `204 No Content`, as Prometheus' admin endpoints answer.
     fn no_content() -> Self {
-        Self { no_content: true, ..Self::data(String::new()) }
+        Self::new(Payload::NoContent)
     }
 
     fn query(answer: Annotated) -> Self {
-        let mut data = String::new();
-        json::write_query_data(&mut data, &answer.result.value);
-        Self { data, warnings: answer.result.warnings, infos: answer.infos, no_content: false }
+        Self {
+            payload: Payload::Query(answer.result.value),
+            warnings: answer.result.warnings,
+            infos: answer.infos,
+        }
+    }
+
+    fn export(series: Vec<Series>) -> Self {
+        Self::new(Payload::Export(series))
     }
 
     fn merged<T>(data: String, merged: Merged<T>) -> Self {
@@ -359,7 +380,38 @@ impl Answer {
         if merged.truncated {
             warnings.push("results truncated due to limit".into());
         }
-        Self { data, warnings, infos: Vec::new(), no_content: false }
+        Self { payload: Payload::Data(data), warnings, infos: Vec::new() }
+    }
+
+    /// The HTTP response. Matrices and exports are streamed a batch of series at a time, and
+    /// each series is dropped once encoded.
+    fn into_response(self) -> Response {
+        let Self { payload, warnings, infos } = self;
+        match payload {
+            Payload::NoContent => StatusCode::NO_CONTENT.into_response(),
+            Payload::Data(data) => {
+                json_response(StatusCode::OK, json::success(&data, &warnings, &infos))
+            }
+            Payload::Query(Value::Matrix(series)) => {
+                let head = format!("{}{}", json::SUCCESS_HEAD, json::MATRIX_HEAD);
+                let mut tail = String::from("]}");
+                json::write_success_tail(&mut tail, &warnings, &infos);
+                let items = series.into_iter().enumerate();
+                let encode = |out: &mut String, (i, s)| json::write_matrix_series(out, i, &s);
+                let body = stream::body(head, items, encode, tail);
+                with_content_type(body, "application/json")
+            }
+            Payload::Query(value) => {
+                let mut data = String::new();
+                json::write_query_data(&mut data, &value);
+                json_response(StatusCode::OK, json::success(&data, &warnings, &infos))
+            }
+            Payload::Export(series) => {
+                let encode = |out: &mut String, s: Series| export::write_line(out, &s);
+                let body = stream::body(String::new(), series.into_iter(), encode, String::new());
+                with_content_type(body, "application/stream+json; charset=utf-8")
+            }
+        }
     }
 }
 
@@ -411,6 +463,13 @@ fn json_response(status: StatusCode, body: String) -> Response {
     resp
 }
 
+/// A 200 response with a (streamed) body.
+fn with_content_type(body: Body, content_type: &'static str) -> Response {
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
 fn build_info() -> String {
     let mut data = String::from("{");
     let fields = [
@@ -446,6 +505,7 @@ pub fn router(state: Arc<QueryApi>) -> Router {
         .route("/api/v1/format_query", get(format_query).post(format_query))
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/status/tsdb", get(tsdb_status).post(tsdb_status))
+        .route("/api/v1/export", get(export).post(export))
         .route("/api/v1/admin/tsdb/delete_series", post(delete_series).put(delete_series))
         .route("/api/v1/admin/tsdb/clean_tombstones", post(clean_tombstones).put(clean_tombstones))
         .with_state(state)
@@ -466,6 +526,7 @@ enum Endpoint {
     TsdbStatus,
     DeleteSeries,
     CleanTombstones,
+    Export,
 }
 
 impl Endpoint {
@@ -483,6 +544,7 @@ impl Endpoint {
             Self::TsdbStatus => "tsdb_status",
             Self::DeleteSeries => "delete_series",
             Self::CleanTombstones => "clean_tombstones",
+            Self::Export => "export",
         }
     }
 }
@@ -585,6 +647,16 @@ async fn delete_series(
     body: Bytes,
 ) -> Response {
     api.serve(Endpoint::DeleteSeries, &m, &h, q.as_deref(), &body).await
+}
+
+async fn export(
+    State(api): Api,
+    m: Method,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    api.serve(Endpoint::Export, &m, &h, q.as_deref(), &body).await
 }
 
 async fn clean_tombstones(State(api): Api, m: Method, h: HeaderMap) -> Response {

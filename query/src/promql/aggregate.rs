@@ -7,6 +7,7 @@
 use super::EvalError;
 use super::eval::Evaluator;
 use super::functions::{kahan_inc, quantile};
+use super::plan::StoredSeries;
 use super::types::{Elem, Inst, KeyIds, Labels, key_of};
 use basin_proto::METRIC_NAME;
 use basin_proto::storage::Label;
@@ -27,13 +28,24 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<
         (Some(p), _) => Param::Number(ev.eval_scalar(p, t)?),
         (None, _) => Param::None,
     };
-    let input = ev.eval_vector(&a.expr, t)?;
     let node = a as *const AggregateExpr as usize;
-    let (by, names): (bool, Vec<String>) = match &a.modifier {
-        Some(LabelModifier::Include(ls)) => (true, ls.labels.clone()),
-        Some(LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
-        None => (true, Vec::new()),
+    let (by, names): (bool, &[String]) = match &a.modifier {
+        Some(LabelModifier::Include(ls)) => (true, &ls.labels),
+        Some(LabelModifier::Exclude(ls)) => (false, &ls.labels),
+        None => (true, &[]),
     };
+    let simple_op = !matches!(op, T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO | T_COUNT_VALUES);
+    if simple_op && let Some(cells) = ev.eval_cells(&a.expr, t)? {
+        // A series-major input: grouped by series index, without building elements.
+        quantile_check(ev, op, &param)?;
+        let groups = ev.groups.entry(node).or_default();
+        groups.index_series(cells.series, names, by);
+        let ids = &groups.by_series.1;
+        let items = cells.cells.iter().map(|c| (ids[c.series as usize], c.v, cells.drop_name));
+        return Ok(Inst::Vector(simple(op, items, &groups.labels, &param, t)?));
+    }
+    let input = ev.eval_vector(&a.expr, t)?;
+    let names = names.to_vec();
     match op {
         T_TOPK | T_BOTTOMK => {
             let k = param.number()?;
@@ -80,21 +92,26 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<
             Ok(Inst::Vector(count_values(input, &names, by, &label, t)))
         }
         _ => {
-            if op == T_QUANTILE {
-                let q = param.number()?;
-                if !(0.0..=1.0).contains(&q) {
-                    let pos = ev.position_of_call("quantile", Some(0));
-                    ev.warn_at(
-                        format!("quantile value should be between 0 and 1, got {}", fmt_go(q)),
-                        pos,
-                    );
-                }
-            }
+            quantile_check(ev, op, &param)?;
             let groups = ev.groups.entry(node).or_default();
             let ids = groups.of(&input, &names, by);
-            Ok(Inst::Vector(simple(op, input, ids, &groups.labels, &param, t)?))
+            let items = input.iter().zip(ids).map(|(e, g)| (g, e.v, e.drop_name));
+            Ok(Inst::Vector(simple(op, items, &groups.labels, &param, t)?))
         }
     }
+}
+
+/// Warns about a `quantile` parameter outside `[0, 1]`.
+fn quantile_check(ev: &mut Evaluator<'_>, op: u16, param: &Param) -> Result<(), EvalError> {
+    if op != T_QUANTILE {
+        return Ok(());
+    }
+    let q = param.number()?;
+    if !(0.0..=1.0).contains(&q) {
+        let pos = ev.position_of_call("quantile", Some(0));
+        ev.warn_at(format!("quantile value should be between 0 and 1, got {}", fmt_go(q)), pos);
+    }
+    Ok(())
 }
 
 enum Param {
@@ -166,6 +183,9 @@ pub(crate) struct Groups {
     ids: KeyIds,
     /// Output labels by group id.
     labels: Vec<Labels>,
+    /// Group id by series index of a series-major input (whose series never change), and the
+    /// address of that input's series.
+    by_series: (usize, Vec<usize>),
 }
 
 impl Groups {
@@ -181,6 +201,28 @@ impl Groups {
     }
 }
 
+impl Groups {
+    /// Sets `by_series` to the group id of every series of a series-major input (computed
+    /// once per query).
+    fn index_series(&mut self, series: &[StoredSeries], names: &[String], by: bool) {
+        let addr = series.as_ptr() as usize;
+        if self.by_series.0 != addr || self.by_series.1.len() != series.len() {
+            let labels = &mut self.labels;
+            let ids = series
+                .iter()
+                .map(|s| {
+                    self.ids.id_by_key(
+                        &s.labels,
+                        |l| group_key(l, names, by),
+                        |_, l| labels.push(Arc::new(group_of(l, names, by))),
+                    )
+                })
+                .collect();
+            self.by_series = (addr, ids);
+        }
+    }
+}
+
 /// Maps group ids to positions in one step's output, in order of first appearance.
 struct Slots(Vec<usize>);
 
@@ -188,7 +230,12 @@ impl Slots {
     const NONE: usize = usize::MAX;
 
     fn new(ids: &[usize]) -> Self {
-        Slots(vec![Self::NONE; ids.iter().max().map_or(0, |m| m + 1)])
+        Self::with_groups(ids.iter().max().map_or(0, |m| m + 1))
+    }
+
+    /// Slots for group ids below `n`.
+    fn with_groups(n: usize) -> Self {
+        Slots(vec![Self::NONE; n])
     }
 
     /// The position of group `g`, or `None` when `next` becomes its position.
@@ -215,23 +262,23 @@ struct Group {
     values: Vec<f64>,
 }
 
+/// A simple aggregation of `items`, each `(group id, value, drop_name)`; `labels` holds the
+/// output labels of every group id.
 fn simple(
     op: u16,
-    input: Vec<Elem>,
-    ids: Vec<usize>,
+    items: impl Iterator<Item = (usize, f64, bool)>,
     labels: &[Labels],
     param: &Param,
     t: i64,
 ) -> Result<Vec<Elem>, EvalError> {
     let mut groups: Vec<Group> = Vec::new();
-    let mut slots = Slots::new(&ids);
-    for (e, gid) in input.into_iter().zip(ids) {
-        let f = e.v;
+    let mut slots = Slots::with_groups(labels.len());
+    for (gid, f, drop_name) in items {
         let Some(i) = slots.get_or_insert(gid, groups.len()) else {
             let spread = op == T_STDDEV || op == T_STDVAR;
             groups.push(Group {
                 labels: Arc::clone(&labels[gid]),
-                drop_name: e.drop_name,
+                drop_name,
                 count: 1.0,
                 // Prometheus: a NaN or infinite first value makes the variance NaN.
                 value: if spread { if f.is_finite() { 0.0 } else { f64::NAN } } else { f },
@@ -243,7 +290,7 @@ fn simple(
             continue;
         };
         let g = &mut groups[i];
-        g.drop_name |= e.drop_name;
+        g.drop_name |= drop_name;
         g.count += 1.0;
         match op {
             T_SUM => (g.value, g.comp) = kahan_inc(f, g.value, g.comp),

@@ -78,10 +78,37 @@ enum Kind<'a> {
 
 /// One output element: series index, timestamp, value.
 #[derive(Debug, Clone, Copy)]
-struct Cell {
-    series: u32,
-    t: i64,
-    v: f64,
+pub(crate) struct Cell {
+    pub(crate) series: u32,
+    pub(crate) t: i64,
+    pub(crate) v: f64,
+}
+
+/// A precomputed node's answer at one step, accounted and annotated, before [`Elem`]s are
+/// built from it (aggregations read the cells directly).
+#[derive(Debug)]
+pub(crate) struct StepCells<'a> {
+    /// The series the cells' indexes refer to.
+    pub(crate) series: &'a [StoredSeries],
+    pub(crate) cells: Vec<Cell>,
+    /// Output drops the metric name.
+    pub(crate) drop_name: bool,
+}
+
+impl StepCells<'_> {
+    /// The answer as an instant vector.
+    pub(crate) fn into_elems(self) -> Vec<Elem> {
+        let Self { series, cells, drop_name } = self;
+        cells
+            .iter()
+            .map(|c| Elem {
+                labels: Arc::clone(&series[c.series as usize].labels),
+                t: c.t,
+                v: c.v,
+                drop_name,
+            })
+            .collect()
+    }
 }
 
 /// A node's answer at one step.
@@ -328,7 +355,7 @@ impl<'a> Columns<'a> {
     }
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
     /// The precomputed answer of node `key` at time `t`, with its samples accounted and its
     /// annotations recorded; `None` when the node must be evaluated step by step.
     pub(crate) fn columns_at(
@@ -336,6 +363,15 @@ impl Evaluator<'_> {
         key: ColumnsKey,
         t: i64,
     ) -> Result<Option<Vec<Elem>>, EvalError> {
+        Ok(self.columns_step(key, t)?.map(StepCells::into_elems))
+    }
+
+    /// [`Evaluator::columns_at`] as cells.
+    pub(crate) fn columns_step(
+        &mut self,
+        key: ColumnsKey,
+        t: i64,
+    ) -> Result<Option<StepCells<'a>>, EvalError> {
         let deadline = self.deadline;
         let Some(cols) = self.columns.get_mut(&key) else {
             return Ok(None);
@@ -371,16 +407,23 @@ impl Evaluator<'_> {
         } else {
             self.account(step.loaded)?;
         }
-        Ok(Some(
-            step.cells
-                .iter()
-                .map(|c| Elem {
-                    labels: Arc::clone(&series[c.series as usize].labels),
-                    t: c.t,
-                    v: c.v,
-                    drop_name,
-                })
-                .collect(),
-        ))
+        Ok(Some(StepCells { series, cells: step.cells, drop_name }))
+    }
+
+    /// The answer of `e` at `t` as cells when `e` is evaluated series-major (an instant
+    /// selector or a range function over a matrix selector); `None` otherwise.
+    pub(crate) fn eval_cells(
+        &mut self,
+        e: &Expr,
+        t: i64,
+    ) -> Result<Option<StepCells<'a>>, EvalError> {
+        match e {
+            Expr::Paren(p) => self.eval_cells(&p.expr, t),
+            Expr::VectorSelector(vs) => self.columns_step(ColumnsKey::selector(vs), t),
+            Expr::Call(c) if self.columns.contains_key(&ColumnsKey::call(c)) => {
+                rangefn::call_cells(self, c, t)
+            }
+            _ => Ok(None),
+        }
     }
 }

@@ -201,9 +201,12 @@ fn add(
 }
 
 /// Converts a fetched wire series into the evaluator's form.
+///
+/// The samples become points in place: `Sample` and `(i64, f64)` have the same size, so the
+/// standard library reuses the allocation (no second copy of every selected sample).
 pub(crate) fn stored(series: storage::Series) -> StoredSeries {
     let points: Vec<(i64, f64)> =
-        series.samples.iter().map(|s| (s.timestamp_ms, s.value)).collect();
+        series.samples.into_iter().map(|s| (s.timestamp_ms, s.value)).collect();
     let has_stale = points.iter().any(|&(_, v)| basin_proto::is_stale_nan(v));
     let mut labels = series.labels;
     labels.sort_by(|a, b| a.name.cmp(&b.name));

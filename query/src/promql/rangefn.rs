@@ -2,7 +2,7 @@
 //! `irate`/`idelta`, `deriv`/`predict_linear`, `resets`/`changes` and the `*_over_time` family.
 
 use super::EvalError;
-use super::columns::ColumnsKey;
+use super::columns::{ColumnsKey, StepCells};
 use super::eval::Evaluator;
 use super::functions::{absent_labels, kahan_inc, quantile, range_out};
 use super::types::{Elem, Inst, get};
@@ -50,6 +50,31 @@ fn matrix_arg(name: &str) -> Option<usize> {
     })
 }
 
+/// A series-major range function's answer at `t` (scalar arguments evaluated first, as
+/// [`call`] does), or `None` when it must be evaluated step by step.
+pub(crate) fn call_cells<'a>(
+    ev: &mut Evaluator<'a>,
+    c: &Call,
+    t: i64,
+) -> Result<Option<StepCells<'a>>, EvalError> {
+    let name = c.func.name;
+    let mi = matrix_arg(name).unwrap_or(0);
+    let mut scalars = Vec::new();
+    for (i, a) in c.args.args.iter().enumerate() {
+        if i != mi {
+            scalars.push(ev.eval_scalar(a, t)?);
+        }
+    }
+    if c.args.args.get(mi).is_none() {
+        return Ok(None);
+    }
+    let cells = ev.columns_step(ColumnsKey::call(c), t)?;
+    if cells.is_some() {
+        quantile_warning(ev, name, &scalars);
+    }
+    Ok(cells)
+}
+
 /// Evaluates a range function at `t`.
 pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, EvalError> {
     let name = c.func.name;
@@ -64,9 +89,8 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, Eva
     let Some(marg) = c.args.args.get(mi) else {
         return Err(EvalError::BadData(format!("missing range argument to {name}")));
     };
-    if let Some(out) = ev.columns_at(ColumnsKey::call(c), t)? {
-        quantile_warning(ev, name, &scalars);
-        return Ok(Inst::Vector(out));
+    if let Some(cells) = call_cells(ev, c, t)? {
+        return Ok(Inst::Vector(cells.into_elems()));
     }
     let (series, start, end) = ev.eval_range_arg(marg, t)?;
     let range = end - start;

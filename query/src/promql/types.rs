@@ -219,15 +219,26 @@ impl KeyIds {
                 out.push(id);
                 continue;
             }
-            let next = self.by_key.len();
-            let id = *self.by_key.entry(key(&e.labels)).or_insert(next);
-            if id == next {
-                on_new(id, &e.labels);
-            }
+            let id = self.id_by_key(&e.labels, &key, &mut on_new);
             self.by_addr.insert(&e.labels, 0, id);
             out.push(id);
         }
         out
+    }
+
+    /// The id of one label set's key, built with `key`; `on_new` as in [`KeyIds::ids`].
+    pub(crate) fn id_by_key(
+        &mut self,
+        labels: &[Label],
+        key: impl Fn(&[Label]) -> Vec<u8>,
+        mut on_new: impl FnMut(usize, &[Label]),
+    ) -> usize {
+        let next = self.by_key.len();
+        let id = *self.by_key.entry(key(labels)).or_insert(next);
+        if id == next {
+            on_new(id, labels);
+        }
+        id
     }
 
     /// Forgets addresses when they far outnumber the label sets of a step (`per_step`).

@@ -92,7 +92,8 @@ struct RunArgs {
     /// Skip the ingest phase (query data sent by an earlier run with the same flags).
     #[arg(long)]
     no_ingest: bool,
-    /// Also time the raw select through VictoriaMetrics' /api/v1/export.
+    /// Also time the raw select through /api/v1/export (VictoriaMetrics' JSON lines; Basin
+    /// serves it too).
     #[arg(long)]
     export: bool,
     /// Also write the JSON record to this file.

@@ -93,7 +93,7 @@ pub(crate) fn build(cfg: &StorageConfig) -> (Options, Vec<ColumnFamilyDescriptor
     let mut wal = base_cf();
     wal.set_block_based_table_factory(&table(&cache, false, false));
     wal.set_compression_type(C::None);
-    wal.set_write_buffer_size(64 << 20);
+    wal.set_write_buffer_size(32 << 20);
 
     let mut chunks = base_cf();
     chunks.set_prefix_extractor(SliceTransform::create_fixed_prefix(SERIES_DAY_PREFIX));
@@ -101,7 +101,7 @@ pub(crate) fn build(cfg: &StorageConfig) -> (Options, Vec<ColumnFamilyDescriptor
     chunks.set_block_based_table_factory(&table(&cache, true, false));
     chunks.set_compression_type(C::Lz4);
     chunks.set_bottommost_compression_type(C::Zstd);
-    chunks.set_write_buffer_size(32 << 20);
+    chunks.set_write_buffer_size(16 << 20);
 
     let cfs = vec![
         ColumnFamilyDescriptor::new(CF_SERIES, series),

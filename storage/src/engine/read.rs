@@ -351,13 +351,15 @@ fn limit(set: BTreeSet<String>, limit: u64) -> Vec<String> {
 }
 
 /// Appends the merge of two time-ordered runs to `out`; on equal timestamps `newer` wins.
+/// A run that is all there is moves into an empty `out` without a copy.
 pub(crate) fn merge_into(out: &mut Vec<Sample>, older: Vec<Sample>, newer: Vec<Sample>) {
-    if newer.is_empty() {
-        out.extend(older);
-        return;
-    }
-    if older.is_empty() {
-        out.extend(newer);
+    if newer.is_empty() || older.is_empty() {
+        let only = if newer.is_empty() { older } else { newer };
+        if out.is_empty() {
+            *out = only;
+        } else {
+            out.extend(only);
+        }
         return;
     }
     out.reserve(older.len() + newer.len());
