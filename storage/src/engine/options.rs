@@ -13,12 +13,15 @@
 //! - **`wal`** (sequence → one request's samples): the write-hot CF, appended in key order
 //!   and range-deleted at every checkpoint, usually before its memtable is flushed (a flush
 //!   drops the entries a range tombstone covers, so most records never reach an SST). Large
-//!   write buffer (64 MiB), no filters (it is only ever scanned, at open), no compression
+//!   write buffer (32 MiB), no filters (it is only ever scanned, at open), no compression
 //!   (the records are short-lived; compressing them costs ingest CPU for nothing).
 //! - **`chunks`** (day | id | last_ts → chunk): a fixed 12-byte prefix extractor (day | id)
 //!   with prefix bloom filters in SSTs and memtables, so a select seeking one series-day
-//!   skips every file without it. Chunks are already compressed by [`crate::codec`], so L0–L1 store them as they are and
-//!   the lower levels use LZ4 then zstd, which still folds shared headers and key prefixes.
+//!   skips every file without it. Chunks are bit-packed by [`crate::codec`]; LZ4 above the
+//!   bottom level, zstd on it (set as `bottommost_compression`: with dynamic level sizes a
+//!   per-level list is indexed from the base level, so data compacted straight to the
+//!   bottom would have taken the list's second, uncompressed entry). 16 MiB write buffer:
+//!   chunks arrive in checkpoint batches, not continuously.
 //! - **DB-wide**: `max_total_wal_size` forces the rarely written `series`/`index` memtables
 //!   to flush so the WAL can be recycled; dynamic level sizes keep space amplification low;
 //!   two background jobs (the target machines are small; more only contend).
@@ -29,7 +32,7 @@
 //!   at open (the `rocksdb` crate cannot set one anyway, nor call `DB::Resume`), and its
 //!   recovery thread polls the free space every 5 s and resumes the database (flushing the
 //!   memtables to a new WAL) once the free space reaches the reserved buffer, the largest
-//!   `write_buffer_size`: 64 MiB, the `wal` CF's. Acknowledged writes are in the RocksDB WAL
+//!   `write_buffer_size`: 32 MiB, the `wal` CF's. Acknowledged writes are in the RocksDB WAL
 //!   and survive all of it. `tests/full_disk.rs` checks this end to end.
 
 use crate::config::StorageConfig;
