@@ -687,6 +687,7 @@ fn acknowledged_writes_survive_abort_during_checkpoints() {
             std::thread::spawn(move || {
                 loop {
                     st.checkpoint().unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(5));
                 }
             })
         };
