@@ -434,6 +434,11 @@ fn retention_drops_old_days() {
         })
         .unwrap();
     assert!(names.is_empty(), "{names:?}");
+    // Written after the last enforcement: not answered, though not yet dropped.
+    write(&st, "", vec![series(&l, &[(now - 8 * DAY, 5.0)])]);
+    let got = select(&st, "", vec![eq("__name__", "up")], now - 20 * DAY, now);
+    assert_eq!(got[0].samples.iter().map(|s| s.value).collect::<Vec<_>>(), vec![3.0]);
+    assert!(select(&st, "", vec![eq("__name__", "up")], now - 20 * DAY, now - 7 * DAY).is_empty());
 }
 
 #[test]

@@ -55,12 +55,20 @@ fn label_range(start: i64, end: i64) -> (i64, i64) {
 }
 
 impl Storage {
-    /// Day partitions with data in `[start, end]`.
+    /// Day partitions with data in `[start, end]`, within retention.
+    /// Retention applies at query time too, so data past it is never answered even before
+    /// the background task drops it.
     fn days_in(&self, start: i64, end: i64) -> Vec<i32> {
-        if start > end {
+        let mut first = keys::day_of(start);
+        if let Some(retention) = self.cfg.retention {
+            let cutoff = super::chunks::now_ms().saturating_sub(retention.as_millis() as i64);
+            first = first.max(keys::day_of(cutoff));
+        }
+        let last = keys::day_of(end);
+        if start > end || first > last {
             return Vec::new();
         }
-        read(&self.days).range(keys::day_of(start)..=keys::day_of(end)).copied().collect()
+        read(&self.days).range(first..=last).copied().collect()
     }
 
     /// Series of `tenant` matching any of `sets` with postings in `[start, end]`.
