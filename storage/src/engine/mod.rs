@@ -140,8 +140,8 @@ impl Storage {
     }
 
     /// Persists everything: cuts all head samples into compressed chunks (which empties the
-    /// WAL), enforces retention, flushes every memtable to SST files and compacts the chunk,
-    /// index and WAL column families. Returns when done.
+    /// WAL), enforces retention, flushes every memtable to SST files and compacts every
+    /// column family to its bottom level. Returns when done.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.cut_chunks(true)?;
         self.enforce_retention()?;
@@ -152,7 +152,7 @@ impl Storage {
         // are finally dropped.
         let mut co = rocksdb::CompactOptions::default();
         co.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-        for name in [CF_WAL, CF_CHUNKS, CF_INDEX] {
+        for name in [CF_WAL, CF_CHUNKS, CF_INDEX, CF_SERIES] {
             self.db.compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &co);
         }
         Ok(())

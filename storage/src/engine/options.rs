@@ -4,8 +4,8 @@
 //!   blocks inside it (bounded memory, no per-file pinned indexes growing with the data), L0's
 //!   pinned because every read touches L0.
 //! - **`series`** (id → labels): point lookups on cache misses only. Whole-key bloom filters
-//!   (10 bits/key, ~1% false positives) so a probe for a new id rarely touches disk; LZ4, the
-//!   values are short label strings that compress modestly and are read often.
+//!   (10 bits/key, ~1% false positives) so a probe for a new id rarely touches disk; LZ4
+//!   above the bottom level, zstd on it (label strings repeat across series).
 //! - **`index`** (postings): prefix *scans* with variable-length prefixes (tenant, name,
 //!   value), so no fixed prefix extractor and no bloom filter would help; keys share long
 //!   prefixes, which block prefix compression already folds. LZ4 on upper levels, zstd on the
@@ -87,6 +87,7 @@ pub(crate) fn build(cfg: &StorageConfig) -> (Options, Vec<ColumnFamilyDescriptor
     let mut series = base_cf();
     series.set_block_based_table_factory(&table(&cache, true, true));
     series.set_compression_type(C::Lz4);
+    series.set_bottommost_compression_type(C::Zstd);
 
     let mut index = base_cf();
     index.set_block_based_table_factory(&table(&cache, false, false));
