@@ -71,11 +71,13 @@ pub enum CodecError {
     BadControl(u8),
 }
 
-fn zigzag(v: i64) -> u64 {
+/// Maps signed to unsigned so small magnitudes of either sign stay small varints.
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+/// The inverse of [`zigzag`].
+pub(crate) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 

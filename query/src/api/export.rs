@@ -9,7 +9,6 @@
 //! are JSON numbers, except a NaN (`null`) and infinities (`"Infinity"`, `"-Infinity"`), as
 //! VictoriaMetrics writes them. The body is streamed a batch of series at a time.
 
-use super::params::{MAX_TIME_MS, MIN_TIME_MS};
 use super::{Answer, ApiError, QueryApi, Request, json};
 use crate::fanout::merge_series;
 use crate::source::{SeriesSource, SourceError};
@@ -19,15 +18,7 @@ use basin_proto::storage::{SelectHints, Series};
 impl QueryApi {
     pub(super) async fn export(&self, req: &Request) -> Result<Answer, ApiError> {
         let p = &req.params;
-        if p.all("match[]").is_empty() {
-            return Err(ApiError::BadData("no match[] parameter provided".into()));
-        }
-        let start = p.time_or("start", MIN_TIME_MS)?;
-        let end = p.time_or("end", MAX_TIME_MS)?;
-        if end < start {
-            return Err(ApiError::BadData("end timestamp must not be before start time".into()));
-        }
-        let sets = p.match_sets()?;
+        let (sets, start, end) = p.required_matches_in_range()?;
         let deadline = self.deadline(p)?;
         let src = self.source(&req.tenant);
         let hints = SelectHints::default();

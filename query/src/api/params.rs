@@ -125,6 +125,20 @@ impl Params {
     }
 
     /// The `match[]` selectors as matcher sets (a series matches if it matches any set).
+    /// The required `match[]` selectors with the optional `start`/`end` range (all time by
+    /// default), as `export` and `delete_series` take them.
+    pub fn required_matches_in_range(&self) -> Result<(Vec<Vec<Matcher>>, i64, i64), ApiError> {
+        if self.all("match[]").is_empty() {
+            return Err(ApiError::BadData("no match[] parameter provided".into()));
+        }
+        let start = self.time_or("start", MIN_TIME_MS)?;
+        let end = self.time_or("end", MAX_TIME_MS)?;
+        if end < start {
+            return Err(ApiError::BadData("end timestamp must not be before start time".into()));
+        }
+        Ok((self.match_sets()?, start, end))
+    }
+
     pub fn match_sets(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
         let mut sets = Vec::new();
         for selector in self.all("match[]") {

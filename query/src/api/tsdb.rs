@@ -11,7 +11,7 @@
 //!
 //! [`FanoutSource::tsdb_status`]: crate::fanout::FanoutSource::tsdb_status
 
-use super::params::{self, MAX_TIME_MS, MIN_TIME_MS};
+use super::params;
 use super::{Answer, ApiError, QueryApi, Request, json};
 use basin_proto::storage::{StatEntry, TsdbStatusResponse};
 
@@ -39,15 +39,7 @@ impl QueryApi {
 
     pub(super) async fn delete_series(&self, req: &Request) -> Result<Answer, ApiError> {
         let p = &req.params;
-        if p.all("match[]").is_empty() {
-            return Err(ApiError::BadData("no match[] parameter provided".into()));
-        }
-        let start = p.time_or("start", MIN_TIME_MS)?;
-        let end = p.time_or("end", MAX_TIME_MS)?;
-        if end < start {
-            return Err(ApiError::BadData("end timestamp must not be before start time".into()));
-        }
-        let sets = p.match_sets()?;
+        let (sets, start, end) = p.required_matches_in_range()?;
         let done = self.source(&req.tenant).delete_series(&sets, start, end).await?;
         tracing::info!(
             tenant = %req.tenant,

@@ -22,6 +22,7 @@
 
 use super::Storage;
 use super::options::CF_WAL;
+use crate::codec::{unzigzag, zigzag};
 use crate::error::StorageError;
 use crate::keys;
 use crate::series::{get_uvarint, put_uvarint};
@@ -68,14 +69,6 @@ pub(crate) enum WalError {
     /// Unknown version byte.
     #[error("unknown WAL record version {0}")]
     Version(u8),
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// Builds one record series by series.
