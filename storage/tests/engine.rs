@@ -687,7 +687,7 @@ fn acknowledged_writes_survive_abort_during_checkpoints() {
         let log = std::sync::Arc::new(std::sync::Mutex::new(
             std::fs::File::create(dir.join("acked")).unwrap(),
         ));
-        let checkpointer = {
+        let _checkpointer = {
             let st = std::sync::Arc::clone(&st);
             std::thread::spawn(move || {
                 loop {
@@ -696,7 +696,7 @@ fn acknowledged_writes_survive_abort_during_checkpoints() {
                 }
             })
         };
-        let writers: Vec<_> = (0..3i64)
+        let _writers: Vec<_> = (0..3i64)
             .map(|w| {
                 let (st, log) = (std::sync::Arc::clone(&st), std::sync::Arc::clone(&log));
                 std::thread::spawn(move || {
@@ -713,10 +713,6 @@ fn acknowledged_writes_survive_abort_during_checkpoints() {
             .collect();
         std::thread::sleep(std::time::Duration::from_millis(1500));
         std::process::abort();
-        #[allow(unreachable_code)]
-        {
-            drop((checkpointer, writers));
-        }
     }
     let dir = tempfile::tempdir().unwrap();
     let status = std::process::Command::new(std::env::current_exe().unwrap())

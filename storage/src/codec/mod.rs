@@ -28,8 +28,11 @@
 //! Values round-trip bit-exactly: NaN payloads (the staleness marker), -0.0 and ±Inf.
 //! Version 1 chunks (varint delta-of-deltas only) are still read.
 
+mod packing;
+
 use crate::series::{get_uvarint, put_uvarint};
 use basin_proto::storage::Sample;
+use packing::{Packing, uvarint_len};
 use thiserror::Error;
 
 const VERSION: u8 = 2;
@@ -37,7 +40,8 @@ const VERSION: u8 = 2;
 const VERSION_1: u8 = 1;
 /// Most samples a chunk may hold (far above any `samples_per_chunk` in use).
 pub const MAX_SAMPLES: u64 = 1 << 20;
-/// Integer sequence tags.
+/// Residual kinds, the low two bits of a sequence's tag (its next two bits say how the
+/// residuals are packed, see [`packing`]); 0 alone is the varint fallback.
 const SEQ_VARINT_DODS: u8 = 0;
 const SEQ_PACKED_DELTAS: u8 = 1;
 const SEQ_PACKED_DODS: u8 = 2;
@@ -50,7 +54,7 @@ const MAX_DECIMALS: usize = 6;
 const POW10: [f64; MAX_DECIMALS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6];
 
 /// Why a chunk could not be decoded.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum CodecError {
     /// The chunk ends early.
     #[error("chunk truncated while reading {0}")]
@@ -160,87 +164,29 @@ fn put_sequence(b: &mut Vec<u8>, xs: &[i64]) {
         .map(|i| xs[i].wrapping_sub(xs[0]).wrapping_sub(step.wrapping_mul(i as i64)))
         .collect();
     let candidates = [
-        (SEQ_PACKED_DELTAS, None, Packed::of(&deltas)),
-        (SEQ_PACKED_DODS, None, Packed::of(&dods)),
-        (SEQ_PACKED_LINEAR, Some(step), Packed::of(&linear)),
+        (SEQ_PACKED_DELTAS, None, deltas.as_slice()),
+        (SEQ_PACKED_DODS, None, dods.as_slice()),
+        (SEQ_PACKED_LINEAR, Some(step), linear.as_slice()),
     ];
-    let size =
-        |step: &Option<i64>, p: &Packed<'_>| p.bytes() + step.map_or(0, |s| uvarint_len(zigzag(s)));
-    let best = candidates.iter().min_by_key(|(_, step, p)| size(step, p));
+    let best = candidates
+        .into_iter()
+        .map(|(kind, step, residuals)| {
+            let (packing, bytes) = Packing::best(residuals);
+            (kind, step, residuals, packing, bytes + step.map_or(0, |s| uvarint_len(zigzag(s))))
+        })
+        .min_by_key(|c| c.4);
     let varint_bytes: usize = dods.iter().map(|&d| uvarint_len(zigzag(d))).sum();
     match best {
-        Some((tag, step, packed)) if size(step, packed) <= varint_bytes => {
-            b.push(*tag);
+        Some((kind, step, residuals, packing, bytes)) if bytes <= varint_bytes => {
+            b.push(kind | (packing.code() << 2));
             if let Some(step) = step {
-                put_uvarint(b, zigzag(*step));
+                put_uvarint(b, zigzag(step));
             }
-            packed.write(b);
+            packing.write(residuals, b);
         }
         _ => {
             b.push(SEQ_VARINT_DODS);
             put_dods(b, xs.iter().copied());
-        }
-    }
-}
-
-fn uvarint_len(v: u64) -> usize {
-    (64 - v.leading_zeros() as usize).max(1).div_ceil(7)
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// Residuals in frame-of-reference form: `min`, divisor `g`, then `(r - min) / g` in `width`
-/// bits each.
-struct Packed<'a> {
-    residuals: &'a [i64],
-    min: i64,
-    g: u64,
-    width: u32,
-}
-
-impl<'a> Packed<'a> {
-    fn of(residuals: &'a [i64]) -> Self {
-        let min = residuals.iter().copied().min().unwrap_or(0);
-        let offsets = residuals.iter().map(|&r| r.wrapping_sub(min) as u64);
-        let g = offsets.clone().fold(0, gcd);
-        let max = offsets.max().unwrap_or(0);
-        let width = max.checked_div(g).map_or(0, |q| 64 - q.leading_zeros());
-        Self { residuals, min, g, width }
-    }
-
-    /// Encoded size in bytes (header: width, min, divisor).
-    fn bytes(&self) -> usize {
-        1 + uvarint_len(zigzag(self.min))
-            + uvarint_len(self.g)
-            + (self.residuals.len() * self.width as usize).div_ceil(8)
-    }
-
-    fn write(&self, b: &mut Vec<u8>) {
-        b.push(self.width as u8);
-        put_uvarint(b, zigzag(self.min));
-        put_uvarint(b, self.g);
-        if self.width == 0 {
-            return;
-        }
-        let mut acc: u128 = 0;
-        let mut filled = 0u32;
-        for &r in self.residuals {
-            let q = r.wrapping_sub(self.min) as u64 / self.g;
-            acc |= u128::from(q) << filled;
-            filled += self.width;
-            while filled >= 8 {
-                b.push(acc as u8);
-                acc >>= 8;
-                filled -= 8;
-            }
-        }
-        if filled > 0 {
-            b.push(acc as u8);
         }
     }
 }
@@ -310,44 +256,33 @@ impl Reader<'_> {
                     set(i, v);
                 }
             }
-            SEQ_PACKED_DELTAS | SEQ_PACKED_DODS | SEQ_PACKED_LINEAR => {
-                let step = if tag == SEQ_PACKED_LINEAR { unzigzag(self.uvarint(what)?) } else { 0 };
+            tag => {
+                let kind = tag & 0b11;
+                let step =
+                    if kind == SEQ_PACKED_LINEAR { unzigzag(self.uvarint(what)?) } else { 0 };
+                let residuals = packing::read(tag >> 2, self.b, &mut self.pos, n - 1, what)?;
                 let first = v;
-                let width = u32::from(self.byte(what)?);
-                if width > 64 {
-                    return Err(CodecError::Unknown { what: "bit width", value: width as u8 });
-                }
-                let min = unzigzag(self.uvarint(what)?);
-                let g = self.uvarint(what)?;
-                let bytes = ((n - 1) * width as usize).div_ceil(8);
-                let packed =
-                    self.b.get(self.pos..self.pos + bytes).ok_or(CodecError::Truncated(what))?;
-                self.pos += bytes;
-                let mask = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
-                let (mut acc, mut filled, mut next) = (0u128, 0u32, 0usize);
                 let mut delta = 0i64;
-                for i in 1..n {
-                    while filled < width {
-                        acc |= u128::from(packed[next]) << filled;
-                        next += 1;
-                        filled += 8;
-                    }
-                    let q = (acc as u64) & mask;
-                    acc = if width == 0 { acc } else { acc >> width };
-                    filled -= width;
-                    let r = min.wrapping_add(q.wrapping_mul(g) as i64);
-                    v = match tag {
+                for (i, r) in (1..n).zip(residuals) {
+                    v = match kind {
                         SEQ_PACKED_DELTAS => v.wrapping_add(r),
                         SEQ_PACKED_DODS => {
                             delta = delta.wrapping_add(r);
                             v.wrapping_add(delta)
                         }
-                        _ => first.wrapping_add(step.wrapping_mul(i as i64)).wrapping_add(r),
+                        SEQ_PACKED_LINEAR => {
+                            first.wrapping_add(step.wrapping_mul(i as i64)).wrapping_add(r)
+                        }
+                        _ => {
+                            return Err(CodecError::Unknown {
+                                what: "sequence encoding",
+                                value: tag,
+                            });
+                        }
                     };
                     set(i, v);
                 }
             }
-            other => return Err(CodecError::Unknown { what: "sequence encoding", value: other }),
         }
         Ok(())
     }
