@@ -4,11 +4,12 @@
 //! checked before anything is written, so a request with one bad series is rejected whole and
 //! stores nothing (senders do not retry a 400, and a half-stored request would be confusing).
 //!
-//! Decoding is zero-copy up to the output: a hand-written protobuf reader walks the decompressed
-//! buffer (`WriteRequest` → `TimeSeries` → `Label` / `Sample`) and borrows every label as a
-//! `&str`, so the only allocations per series are the ones the returned [`Series`] owns: no
-//! intermediate prost structs, no strings for dropped (HA replica) or empty-valued labels, and
-//! vectors allocated at their exact size. Per-label allocation is what dominates ingest cost
+//! Decoding allocates nothing per label or per series: a hand-written protobuf reader walks the
+//! decompressed buffer (`WriteRequest` → `TimeSeries` → `Label` / `Sample`) and borrows every
+//! label as a `&str`; validation and sorting work on those borrows, and each kept series is
+//! appended to a [`SeriesBatch`] (all label text of the request in one string, labels and
+//! samples in flat vectors). No intermediate prost structs, no strings for dropped (HA
+//! replica) or empty-valued labels. Per-label allocation is what dominates ingest cost
 //! (GreptimeDB measured the same for its remote_write decoder).
 //!
 //! Behaviour is prost's, by construction: the fast reader accepts only what prost accepts, and
@@ -17,9 +18,10 @@
 //! ([`decode_write_request_prost`]), whose result — the exact prost error, usually — is returned.
 //! Protobuf errors win over label errors, as with prost, which decodes the whole request first.
 
-use basin_proto::labels::{self, LabelError, LabelLimits};
+use basin_proto::batch::{BatchFull, SeriesBatch};
+use basin_proto::labels::{self, LabelError, LabelLimits, LabelRef};
 use basin_proto::remote;
-use basin_proto::storage::{Label, Sample, Series};
+use basin_proto::storage::{Label, Sample};
 use prost::Message;
 use thiserror::Error;
 
@@ -50,6 +52,9 @@ pub enum DecodeError {
         /// What is wrong.
         error: LabelError,
     },
+    /// The request holds more label bytes, labels or samples than a batch can index.
+    #[error("request too large to decode: {0}")]
+    Batch(#[from] BatchFull),
 }
 
 /// Limits applied while decoding.
@@ -71,7 +76,7 @@ impl Default for DecodeLimits {
 #[derive(Debug, Default)]
 pub struct Decoded {
     /// Series with sorted, validated labels and at least one sample each.
-    pub series: Vec<Series>,
+    pub series: SeriesBatch,
     /// Total samples.
     pub samples: usize,
 }
@@ -119,7 +124,7 @@ fn decode_raw_prost(
     drop_labels: &[String],
 ) -> Result<Decoded, DecodeError> {
     let req = remote::WriteRequest::decode(raw)?;
-    let mut out = Decoded { series: Vec::with_capacity(req.timeseries.len()), samples: 0 };
+    let mut out = Decoded { series: SeriesBatch::with_capacity(req.timeseries.len()), samples: 0 };
     for (index, ts) in req.timeseries.into_iter().enumerate() {
         let mut labels: Vec<Label> = ts
             .labels
@@ -134,12 +139,12 @@ fn decode_raw_prost(
             continue;
         }
         out.samples += ts.samples.len();
-        let samples = ts
+        let samples: Vec<Sample> = ts
             .samples
             .into_iter()
             .map(|s| Sample { timestamp_ms: s.timestamp, value: s.value })
             .collect();
-        out.series.push(Series { labels, samples });
+        out.series.push(&labels, &samples)?;
     }
     Ok(out)
 }
@@ -250,7 +255,9 @@ struct FastDecoder<'a, 'l> {
     limits: &'l DecodeLimits,
     drop_labels: &'l [String],
     /// Labels of the current series, borrowed from the buffer.
-    labels: Vec<(&'a str, &'a str)>,
+    labels: Vec<LabelRef<'a>>,
+    /// The labels of the current series that are kept, then sorted.
+    kept: Vec<LabelRef<'a>>,
     /// Samples of the current series.
     samples: Vec<Sample>,
     out: Decoded,
@@ -268,8 +275,9 @@ fn decode_fast(
         limits,
         drop_labels,
         labels: Vec::with_capacity(16),
+        kept: Vec::with_capacity(16),
         samples: Vec::with_capacity(16),
-        out: Decoded { series: Vec::with_capacity(count_series(raw)?), samples: 0 },
+        out: Decoded { series: SeriesBatch::with_capacity(count_series(raw)?), samples: 0 },
         label_error: None,
     };
     let mut r = Reader::new(raw);
@@ -323,20 +331,13 @@ impl<'a> FastDecoder<'a, '_> {
         Ok(())
     }
 
-    /// Validates the current series and moves it into the output (or records its error).
+    /// Validates the current series and appends it to the output (or records its error).
     fn emit(&mut self, index: usize) {
-        let mut labels = Vec::with_capacity(self.labels.len());
-        for &(name, value) in &self.labels {
-            // `normalize` drops empty-valued labels anyway; dropping them here saves the
-            // allocation and leaves its result unchanged.
-            let empty = value.is_empty() && !name.is_empty();
-            if empty || self.drop_labels.iter().any(|d| d == name) {
-                continue;
-            }
-            labels.push(Label { name: name.to_owned(), value: value.to_owned() });
-        }
-        if let Err(error) = labels::normalize(&mut labels, &self.limits.labels) {
-            let series = labels::display(&labels);
+        self.kept.clear();
+        let drop_labels = self.drop_labels;
+        self.kept.extend(self.labels.iter().filter(|l| !drop_labels.iter().any(|d| d == l.name)));
+        if let Err(error) = labels::normalize(&mut self.kept, &self.limits.labels) {
+            let series = labels::display(&self.kept);
             self.label_error = Some(DecodeError::Labels { index, series, error });
             return;
         }
@@ -344,12 +345,14 @@ impl<'a> FastDecoder<'a, '_> {
             return;
         }
         self.out.samples += self.samples.len();
-        self.out.series.push(Series { labels, samples: self.samples.as_slice().to_vec() });
+        if let Err(full) = self.out.series.push(&self.kept, &self.samples) {
+            self.label_error = Some(full.into());
+        }
     }
 }
 
 /// Parses a `Label`: name = 1, value = 2 (strings; the last occurrence wins, as in prost).
-fn label(buf: &[u8]) -> Fast<(&str, &str)> {
+fn label(buf: &[u8]) -> Fast<LabelRef<'_>> {
     let (mut name, mut value) = ("", "");
     let mut r = Reader::new(buf);
     while !r.is_empty() {
@@ -360,7 +363,7 @@ fn label(buf: &[u8]) -> Fast<(&str, &str)> {
             (_, wire_type) => r.skip(wire_type)?,
         }
     }
-    Ok((name, value))
+    Ok(LabelRef { name, value })
 }
 
 /// Parses a `Sample`: value = 1 (double), timestamp = 2 (int64 varint).
@@ -426,9 +429,9 @@ mod tests {
         let d = decode_write_request(&b, &DecodeLimits::default(), &["prometheus_replica".into()])
             .unwrap();
         assert_eq!(d.samples, 2);
-        let names: Vec<_> = d.series[0].labels.iter().map(|l| l.name.as_str()).collect();
+        let names: Vec<_> = d.series.labels(0).map(|l| l.name).collect();
         assert_eq!(names, ["__name__", "job"]);
-        assert_eq!(d.series[0].samples[1].timestamp_ms, 2000);
+        assert_eq!(d.series.samples(0)[1].timestamp_ms, 2000);
     }
 
     #[test]
@@ -461,10 +464,12 @@ mod tests {
             (Ok(f), Ok(s)) => {
                 assert_eq!(f.samples, s.samples);
                 assert_eq!(f.series.len(), s.series.len());
-                for (f, s) in f.series.iter().zip(&s.series) {
-                    assert_eq!(f.labels, s.labels);
-                    assert_eq!(f.samples.len(), s.samples.len());
-                    for (f, s) in f.samples.iter().zip(&s.samples) {
+                assert_eq!(f.series.sample_count(), f.samples);
+                for i in 0..f.series.len() {
+                    assert!(f.series.labels(i).eq(s.series.labels(i)));
+                    let (f, s) = (f.series.samples(i), s.series.samples(i));
+                    assert_eq!(f.len(), s.len());
+                    for (f, s) in f.iter().zip(s) {
                         assert_eq!(f.timestamp_ms, s.timestamp_ms);
                         assert_eq!(f.value.to_bits(), s.value.to_bits());
                     }
@@ -589,9 +594,9 @@ mod tests {
         len_field(&mut req, 1, &series);
         let d = decode_fast(&req, &DecodeLimits::default(), &[]).unwrap().unwrap();
         assert_eq!(d.samples, 1);
-        assert_eq!(d.series[0].labels[0].value, "up");
-        assert_eq!(d.series[0].samples[0].timestamp_ms, -5);
-        assert_eq!(d.series[0].samples[0].value, 2.5);
+        assert_eq!(d.series.labels(0).next().map(|l| l.value), Some("up"));
+        assert_eq!(d.series.samples(0)[0].timestamp_ms, -5);
+        assert_eq!(d.series.samples(0)[0].value, 2.5);
         assert_same(&req, &[]);
     }
 

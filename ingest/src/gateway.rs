@@ -26,11 +26,12 @@
 
 use crate::decode::DecodeLimits;
 use crate::metrics::{IngestMetrics, NodeLabels};
+use basin_proto::batch::{BatchWrite, SeriesBatch};
 use basin_proto::hash::series_hash;
 use basin_proto::health::{Membership, ObservedNode};
 use basin_proto::node::{StorageNode, is_retryable};
 use basin_proto::placement::Placement;
-use basin_proto::storage::{Series, WriteRequest, WriteResponse};
+use basin_proto::storage::WriteResponse;
 use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
@@ -259,7 +260,7 @@ impl Gateway {
     pub async fn write(
         &self,
         tenant: &str,
-        series: Vec<Series>,
+        series: SeriesBatch,
     ) -> Result<WriteSummary, WriteError> {
         let nodes = self.membership.nodes();
         let n = nodes.len();
@@ -276,7 +277,9 @@ impl Gateway {
             // rather than copied, and there is no other node to fall back to.
             let total = series.len();
             let started = Instant::now();
-            let result = nodes[0].write(WriteRequest { tenant: tenant.to_string(), series }).await;
+            let req =
+                BatchWrite { tenant: tenant.to_string(), batch: Arc::new(series), only: None };
+            let result = nodes[0].write_batch(req).await;
             return match self.observe(&nodes[0], total, started.elapsed(), result) {
                 Ok(()) => Ok(WriteSummary::default()),
                 Err(NodeFailure::Retryable(message)) => {
@@ -290,10 +293,11 @@ impl Gateway {
         // and the copies stored so far.
         let mut prefs: Vec<usize> = Vec::with_capacity(series.len() * n);
         let mut owners = Vec::with_capacity(n);
-        for s in &series {
-            self.placement.preference(series_hash(tenant, &s.labels), &mut owners);
+        for (labels, _) in series.view(tenant).iter() {
+            self.placement.preference(series_hash(tenant, labels), &mut owners);
             prefs.extend_from_slice(&owners);
         }
+        let series = Arc::new(series);
         let mut tried = vec![false; series.len() * n];
         let mut copies = vec![0usize; series.len()];
         let mut summary = WriteSummary::default();
@@ -348,13 +352,14 @@ impl Gateway {
             let sends = batches.into_iter().enumerate().filter(|(_, b)| !b.is_empty()).map(
                 |(node, batch)| {
                     let client: Arc<ObservedNode> = Arc::clone(&nodes[node]);
-                    let req = WriteRequest {
+                    let req = BatchWrite {
                         tenant: tenant.to_string(),
-                        series: batch.iter().map(|&i| series[i].clone()).collect(),
+                        batch: Arc::clone(&series),
+                        only: Some(batch.clone()),
                     };
                     async move {
                         let started = Instant::now();
-                        let result = client.write(req).await;
+                        let result = client.write_batch(req).await;
                         (node, batch, started.elapsed(), result)
                     }
                 },
@@ -432,8 +437,8 @@ enum NodeFailure {
 mod tests {
     use super::*;
     use basin_proto::storage::{
-        Label, LabelNamesRequest, LabelValuesRequest, Sample, SelectRequest, SeriesRequest,
-        WriteResponse,
+        Label, LabelNamesRequest, LabelValuesRequest, Sample, SelectRequest, Series, SeriesRequest,
+        WriteRequest, WriteResponse,
     };
     use prometheus_client::registry::Registry;
     use std::sync::Mutex;
@@ -495,8 +500,8 @@ mod tests {
         }
     }
 
-    fn batch(n: usize) -> Vec<Series> {
-        (0..n)
+    fn batch(n: usize) -> SeriesBatch {
+        let series: Vec<Series> = (0..n)
             .map(|i| Series {
                 labels: vec![
                     Label { name: "__name__".into(), value: "m".into() },
@@ -504,7 +509,8 @@ mod tests {
                 ],
                 samples: vec![Sample { timestamp_ms: 1, value: 1.0 }],
             })
-            .collect()
+            .collect();
+        SeriesBatch::try_from(series.as_slice()).expect("small batch")
     }
 
     fn gateway(fakes: &[Arc<FakeNode>], rf: usize, min: usize) -> Gateway {

@@ -11,11 +11,12 @@
 use crate::gateway::{Gateway, WriteError};
 use crate::http::check_tenant;
 use basin_proto::DEFAULT_TENANT;
+use basin_proto::batch::SeriesBatch;
 use basin_proto::client::ingest_server::{Ingest, IngestServer};
 use basin_proto::client::{WriteRequest, WriteResponse};
-use basin_proto::labels;
+use basin_proto::labels::{self, LabelRef};
 use basin_proto::node::MAX_GRPC_MESSAGE_BYTES;
-use basin_proto::storage::{Label, Sample, Series};
+use basin_proto::storage::Sample;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -56,36 +57,38 @@ pub fn tenant_of<T>(req: &Request<T>, header: &str) -> Result<String, Status> {
 }
 
 /// Validates and normalises the request's series like the remote_write decoder does.
-fn to_series(req: WriteRequest, gw: &Gateway) -> Result<(Vec<Series>, usize), Status> {
+fn to_batch(req: &WriteRequest, gw: &Gateway) -> Result<(SeriesBatch, usize), Status> {
     let cfg = gw.config();
     let drop = &cfg.ha_replica_labels;
-    let mut out = Vec::with_capacity(req.series.len());
-    let mut samples = 0;
-    for (index, ts) in req.series.into_iter().enumerate() {
-        let mut l: Vec<Label> = ts
-            .labels
-            .into_iter()
-            .filter(|l| !drop.contains(&l.name))
-            .map(|l| Label { name: l.name, value: l.value })
-            .collect();
-        if let Err(e) = labels::normalize(&mut l, &cfg.limits.labels) {
+    let mut out = SeriesBatch::with_capacity(req.series.len());
+    let mut kept: Vec<LabelRef<'_>> = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut total = 0;
+    for (index, ts) in req.series.iter().enumerate() {
+        kept.clear();
+        kept.extend(
+            ts.labels
+                .iter()
+                .filter(|l| !drop.contains(&l.name))
+                .map(|l| LabelRef { name: &l.name, value: &l.value }),
+        );
+        if let Err(e) = labels::normalize(&mut kept, &cfg.limits.labels) {
             return Err(Status::invalid_argument(format!(
                 "series {index} ({}): {e}",
-                labels::display(&l)
+                labels::display(&kept)
             )));
         }
         if ts.samples.is_empty() {
             continue;
         }
-        samples += ts.samples.len();
-        let s = ts
-            .samples
-            .into_iter()
-            .map(|s| Sample { timestamp_ms: s.timestamp_ms, value: s.value })
-            .collect();
-        out.push(Series { labels: l, samples: s });
+        total += ts.samples.len();
+        samples.clear();
+        samples.extend(
+            ts.samples.iter().map(|s| Sample { timestamp_ms: s.timestamp_ms, value: s.value }),
+        );
+        out.push(&kept, &samples).map_err(|e| Status::invalid_argument(e.to_string()))?;
     }
-    Ok((out, samples))
+    Ok((out, total))
 }
 
 fn to_status(e: WriteError) -> Status {
@@ -102,7 +105,7 @@ impl Ingest for IngestService {
         let gw = &self.gateway;
         let mut admitted = gw.admission().request().map_err(to_status)?;
         let tenant = tenant_of(&req, &gw.config().tenant_header)?;
-        let (series, samples) = to_series(req.into_inner(), gw)?;
+        let (series, samples) = to_batch(&req.into_inner(), gw)?;
         gw.admission().samples(&mut admitted, samples).map_err(to_status)?;
         let n = series.len() as u64;
         gw.write(&tenant, series).await.map_err(to_status)?;

@@ -125,7 +125,9 @@ async fn handle_write(gw: &Gateway, headers: &HeaderMap, body: Body) -> (StatusC
         Ok(d) => d,
         Err(e) => {
             let code = match e {
-                DecodeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                DecodeError::TooLarge { .. } | DecodeError::Batch(_) => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
                 _ => StatusCode::BAD_REQUEST,
             };
             return (code, e.to_string());

@@ -18,6 +18,7 @@
 //!
 //! Timestamps are Unix seconds (floats); `null` means "never".
 
+use crate::batch::BatchWrite;
 use crate::node::{StorageNode, is_retryable};
 use crate::storage::{
     DeleteSeriesRequest, DeleteSeriesResponse, LabelNamesRequest, LabelValuesRequest,
@@ -215,6 +216,10 @@ impl StorageNode for ObservedNode {
 
     async fn write(&self, req: WriteRequest) -> Result<WriteResponse, Status> {
         self.observe(self.inner.write(req)).await
+    }
+
+    async fn write_batch(&self, req: BatchWrite) -> Result<WriteResponse, Status> {
+        self.observe(self.inner.write_batch(req)).await
     }
 
     async fn select(&self, req: SelectRequest) -> Result<Vec<Series>, Status> {

@@ -48,6 +48,59 @@ pub enum LabelError {
     },
 }
 
+/// A label as a name and a value, owned ([`Label`]) or borrowed ([`LabelRef`]), so validation,
+/// hashing and comparison work on either without copying.
+pub trait AsLabel {
+    /// The label's name.
+    fn name(&self) -> &str;
+    /// The label's value.
+    fn value(&self) -> &str;
+    /// An owned copy.
+    fn to_label(&self) -> Label {
+        Label { name: self.name().to_string(), value: self.value().to_string() }
+    }
+}
+
+impl AsLabel for Label {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+/// A label borrowed from a request (see [`crate::batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelRef<'a> {
+    /// The label's name.
+    pub name: &'a str,
+    /// The label's value.
+    pub value: &'a str,
+}
+
+impl<'a> LabelRef<'a> {
+    /// Borrows an owned label.
+    pub fn of(l: &'a Label) -> Self {
+        Self { name: &l.name, value: &l.value }
+    }
+}
+
+impl AsLabel for LabelRef<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn value(&self) -> &str {
+        self.value
+    }
+}
+
+/// Whether two label sets are equal, label by label.
+pub fn same_labels<A: AsLabel, B: AsLabel>(a: &[A], b: &[B]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| a.name() == b.name() && a.value() == b.value())
+}
+
 /// Limits applied to every label set.
 #[derive(Debug, Clone, Copy)]
 pub struct LabelLimits {
@@ -85,35 +138,36 @@ pub fn is_valid_metric_name(name: &str) -> bool {
 
 /// Sorts `labels` by name, drops labels with empty values (Prometheus treats them as absent),
 /// and checks names, duplicates, the metric name and the limits.
-pub fn normalize(labels: &mut Vec<Label>, limits: &LabelLimits) -> Result<(), LabelError> {
-    labels.retain(|l| !l.value.is_empty() || l.name.is_empty());
+pub fn normalize<L: AsLabel>(labels: &mut Vec<L>, limits: &LabelLimits) -> Result<(), LabelError> {
+    labels.retain(|l| !l.value().is_empty() || l.name().is_empty());
     if labels.is_empty() {
         return Err(LabelError::Empty);
     }
     if labels.len() > limits.max_labels {
         return Err(LabelError::TooManyLabels { count: labels.len(), limit: limits.max_labels });
     }
-    labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    labels.sort_unstable_by(|a, b| a.name().cmp(b.name()));
     let mut has_name = false;
     for (i, l) in labels.iter().enumerate() {
-        if l.name.is_empty() {
-            return Err(LabelError::EmptyName { value: l.value.clone() });
+        let (name, value) = (l.name(), l.value());
+        if name.is_empty() {
+            return Err(LabelError::EmptyName { value: value.to_string() });
         }
-        let len = l.name.len().max(l.value.len());
+        let len = name.len().max(value.len());
         if len > limits.max_length {
-            let name: String = l.name.chars().take(64).collect();
+            let name: String = name.chars().take(64).collect();
             return Err(LabelError::TooLong { name, len, limit: limits.max_length });
         }
-        if i > 0 && labels[i - 1].name == l.name {
-            return Err(LabelError::Duplicate(l.name.clone()));
+        if i > 0 && labels[i - 1].name() == name {
+            return Err(LabelError::Duplicate(name.to_string()));
         }
-        if l.name == METRIC_NAME {
+        if name == METRIC_NAME {
             has_name = true;
-            if !is_valid_metric_name(&l.value) {
-                return Err(LabelError::InvalidMetricName(l.value.clone()));
+            if !is_valid_metric_name(value) {
+                return Err(LabelError::InvalidMetricName(value.to_string()));
             }
-        } else if !is_valid_label_name(&l.name) {
-            return Err(LabelError::InvalidName(l.name.clone()));
+        } else if !is_valid_label_name(name) {
+            return Err(LabelError::InvalidName(name.to_string()));
         }
     }
     if !has_name {
@@ -123,14 +177,14 @@ pub fn normalize(labels: &mut Vec<Label>, limits: &LabelLimits) -> Result<(), La
 }
 
 /// Renders a label set the way Prometheus prints series: `name{a="b", c="d"}`.
-pub fn display(labels: &[Label]) -> String {
+pub fn display<L: AsLabel>(labels: &[L]) -> String {
     let mut name = "";
     let mut rest = Vec::with_capacity(labels.len());
     for l in labels {
-        if l.name == METRIC_NAME {
-            name = &l.value;
+        if l.name() == METRIC_NAME {
+            name = l.value();
         } else {
-            rest.push(format!("{}={:?}", l.name, l.value));
+            rest.push(format!("{}={:?}", l.name(), l.value()));
         }
     }
     format!("{name}{{{}}}", rest.join(", "))

@@ -2,6 +2,8 @@
 //!
 //! - [`remote`]: Prometheus remote_write 1.0 messages (`prometheus.WriteRequest`).
 //! - [`storage`]: the storage node's gRPC service (`basin.storage.v1.Storage`).
+//! - [`batch`]: the series of one write stored flat ([`batch::SeriesBatch`]) and borrowed
+//!   ([`batch::WriteView`]), so the write path allocates nothing per label or series.
 //! - [`labels`], [`matcher`], [`hash`], [`placement`]: label sets, PromQL label matchers,
 //!   series identity and the series → storage node mapping, identical in every process.
 //! - [`client`]: Basin's public gRPC client API (`basin.client.v1.Ingest`, `basin.client.v1.Query`).
@@ -9,6 +11,7 @@
 //! - [`node`]: the [`node::StorageNode`] trait through which gateways and query nodes reach a
 //!   storage node, over gRPC or in-process (standalone).
 
+pub mod batch;
 pub mod hash;
 pub mod health;
 pub mod labels;

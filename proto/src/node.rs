@@ -5,6 +5,7 @@
 //! both modes run the same gateway and query code. Errors are `tonic::Status` in both cases;
 //! [`is_retryable`] tells a gateway whether a sender may retry.
 
+use crate::batch::BatchWrite;
 use crate::storage::{
     DeleteSeriesRequest, DeleteSeriesResponse, LabelNamesRequest, LabelValuesRequest,
     SelectRequest, Series, SeriesRequest, TsdbStatusRequest, TsdbStatusResponse, WriteRequest,
@@ -21,6 +22,13 @@ pub trait StorageNode: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
     /// Stores samples durably.
     async fn write(&self, req: WriteRequest) -> Result<WriteResponse, Status>;
+    /// Stores the samples of decoded series durably. By default as a protobuf [`write`]
+    /// (owned strings, as the network needs); an in-process node writes the batch as it is.
+    ///
+    /// [`write`]: StorageNode::write
+    async fn write_batch(&self, req: BatchWrite) -> Result<WriteResponse, Status> {
+        self.write(req.to_request()).await
+    }
     /// Series matching the request's matchers, with samples in its time range.
     async fn select(&self, req: SelectRequest) -> Result<Vec<Series>, Status>;
     /// Label names.

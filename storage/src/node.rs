@@ -5,6 +5,7 @@
 
 use crate::engine::Storage;
 use crate::error::StorageError;
+use basin_proto::batch::BatchWrite;
 use basin_proto::node::StorageNode;
 use basin_proto::storage::{
     DeleteSeriesRequest, DeleteSeriesResponse, LabelNamesRequest, LabelValuesRequest,
@@ -45,6 +46,11 @@ impl StorageNode for LocalNode {
 
     async fn write(&self, req: WriteRequest) -> Result<WriteResponse, Status> {
         Ok(blocking(&self.0, move |s| s.write(&req)).await?)
+    }
+
+    /// Writes the decoded batch as it is: no protobuf request, no owned strings.
+    async fn write_batch(&self, req: BatchWrite) -> Result<WriteResponse, Status> {
+        Ok(blocking(&self.0, move |s| s.write_view(&req.view())).await?)
     }
 
     async fn select(&self, req: SelectRequest) -> Result<Vec<Series>, Status> {

@@ -9,6 +9,7 @@
 //! Value layout: `varint(len) tenant varint(n) (varint(len) name varint(len) value)*`.
 
 use crate::error::StorageError;
+use basin_proto::labels::AsLabel;
 use basin_proto::storage::Label;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,16 +65,38 @@ fn get_string(b: &[u8], pos: &mut usize) -> Option<String> {
 }
 
 /// The stored (and cache key) form of a series.
-pub(crate) fn encode(tenant: &str, labels: &[Label]) -> Vec<u8> {
-    let size: usize = labels.iter().map(|l| l.name.len() + l.value.len() + 4).sum();
+pub(crate) fn encode<L: AsLabel>(tenant: &str, labels: &[L]) -> Vec<u8> {
+    let size: usize = labels.iter().map(|l| l.name().len() + l.value().len() + 4).sum();
     let mut b = Vec::with_capacity(tenant.len() + size + 4);
     put_bytes(&mut b, tenant);
     put_uvarint(&mut b, labels.len() as u64);
     for l in labels {
-        put_bytes(&mut b, &l.name);
-        put_bytes(&mut b, &l.value);
+        put_bytes(&mut b, l.name());
+        put_bytes(&mut b, l.value());
     }
     b
+}
+
+/// Whether `encoded` (see [`encode`]) is this series: one sequential walk, no allocation.
+pub(crate) fn is_encoded<L: AsLabel>(encoded: &[u8], tenant: &str, labels: &[L]) -> bool {
+    let mut pos = 0;
+    is_next(encoded, &mut pos, tenant)
+        && get_uvarint(encoded, &mut pos) == Some(labels.len() as u64)
+        && labels
+            .iter()
+            .all(|l| is_next(encoded, &mut pos, l.name()) && is_next(encoded, &mut pos, l.value()))
+        && pos == encoded.len()
+}
+
+/// Whether the string encoded at `*pos` is `s`; advances past it.
+fn is_next(encoded: &[u8], pos: &mut usize, s: &str) -> bool {
+    let Some(len) = get_uvarint(encoded, pos) else { return false };
+    if len != s.len() as u64 {
+        return false;
+    }
+    let start = *pos;
+    *pos = start + s.len();
+    encoded.get(start..*pos) == Some(s.as_bytes())
 }
 
 /// Decodes a stored series; `id` only names it in the error.
@@ -122,6 +145,14 @@ impl std::hash::Hasher for IdHasher {
 /// `HashMap` builder using [`IdHasher`].
 pub(crate) type IdBuild = std::hash::BuildHasherDefault<IdHasher>;
 
+/// A series id with the series' encoded form (see [`encode`]), which confirms a hash match in
+/// one contiguous comparison instead of chasing every label's `String`.
+#[derive(Debug)]
+struct Known {
+    id: u64,
+    encoded: Box<[u8]>,
+}
+
 /// In-memory maps between series and ids, found by [`basin_proto::hash::series_hash`] and
 /// confirmed by comparing labels, so a write of known series allocates nothing. Filled on
 /// write and on read; never evicted (its size is that of the active series set, like every
@@ -129,20 +160,19 @@ pub(crate) type IdBuild = std::hash::BuildHasherDefault<IdHasher>;
 #[derive(Debug, Default)]
 pub(crate) struct SeriesCache {
     /// Series hash → id; a second series with the same hash goes to `overflow`.
-    by_hash: HashMap<u64, u64, IdBuild>,
-    overflow: Vec<(u64, u64)>,
+    by_hash: HashMap<u64, Known, IdBuild>,
+    overflow: Vec<(u64, Known)>,
     by_id: HashMap<u64, Arc<SeriesEntry>, IdBuild>,
 }
 
 impl SeriesCache {
     /// The id of the series with this `hash` (its `series_hash`), tenant and labels.
-    pub(crate) fn id(&self, hash: u64, tenant: &str, labels: &[Label]) -> Option<u64> {
-        let is =
-            |id: &u64| self.by_id.get(id).is_some_and(|e| e.tenant == tenant && e.labels == labels);
-        let first = self.by_hash.get(&hash).filter(|id| is(id));
+    pub(crate) fn id<L: AsLabel>(&self, hash: u64, tenant: &str, labels: &[L]) -> Option<u64> {
+        let is = |k: &&Known| is_encoded(&k.encoded, tenant, labels);
+        let first = self.by_hash.get(&hash).filter(is);
         first
-            .or_else(|| self.overflow.iter().find(|(h, id)| *h == hash && is(id)).map(|(_, id)| id))
-            .copied()
+            .or_else(|| self.overflow.iter().filter(|(h, _)| *h == hash).map(|(_, k)| k).find(is))
+            .map(|k| k.id)
     }
 
     pub(crate) fn entry(&self, id: u64) -> Option<Arc<SeriesEntry>> {
@@ -151,10 +181,11 @@ impl SeriesCache {
 
     /// Caches a series known by both id and hash.
     pub(crate) fn insert(&mut self, id: u64, hash: u64, entry: Arc<SeriesEntry>) {
+        let known = Known { id, encoded: encode(&entry.tenant, &entry.labels).into() };
         match self.by_hash.get(&hash) {
-            Some(&other) if other != id => self.overflow.push((hash, id)),
+            Some(other) if other.id != id => self.overflow.push((hash, known)),
             _ => {
-                self.by_hash.insert(hash, id);
+                self.by_hash.insert(hash, known);
             }
         }
         self.by_id.insert(id, entry);
@@ -168,10 +199,10 @@ impl SeriesCache {
     pub(crate) fn remove(&mut self, id: u64) {
         if let Some(entry) = self.by_id.remove(&id) {
             let hash = basin_proto::hash::series_hash(&entry.tenant, &entry.labels);
-            if self.by_hash.get(&hash) == Some(&id) {
+            if self.by_hash.get(&hash).is_some_and(|k| k.id == id) {
                 self.by_hash.remove(&hash);
             }
-            self.overflow.retain(|&(_, o)| o != id);
+            self.overflow.retain(|(_, k)| k.id != id);
         }
     }
 
@@ -198,6 +229,32 @@ mod tests {
         let mut long = b.clone();
         long.push(0);
         assert!(decode(1, b"k", &long).is_err());
+    }
+
+    #[test]
+    fn encoded_form_confirms_only_the_same_series() {
+        let l = |pairs: &[(&str, &str)]| -> Vec<Label> {
+            pairs.iter().map(|(n, v)| Label { name: (*n).into(), value: (*v).into() }).collect()
+        };
+        let a = l(&[("__name__", "up"), ("job", "a")]);
+        let enc = encode("t", &a);
+        assert!(is_encoded(&enc, "t", &a));
+        assert!(!is_encoded(&enc, "", &a));
+        assert!(!is_encoded(&enc, "t", &l(&[("__name__", "up")])));
+        assert!(!is_encoded(&enc, "t", &l(&[("__name__", "up"), ("job", "b")])));
+        assert!(!is_encoded(&enc, "t", &l(&[("__name__", "up"), ("job", "a"), ("x", "y")])));
+        assert!(!is_encoded(&enc[..enc.len() - 1], "t", &a));
+
+        let mut cache = SeriesCache::default();
+        let entry = Arc::new(SeriesEntry { tenant: "t".into(), labels: a.clone() });
+        cache.insert(7, 99, entry);
+        // A different series with the same hash (a collision) gets its own id.
+        let b = l(&[("__name__", "up"), ("job", "b")]);
+        cache.insert(8, 99, Arc::new(SeriesEntry { tenant: "t".into(), labels: b.clone() }));
+        assert_eq!(cache.id(99, "t", &a), Some(7));
+        assert_eq!(cache.id(99, "t", &b), Some(8));
+        assert_eq!(cache.id(98, "t", &a), None);
+        assert_eq!(cache.id(99, "u", &a), None);
     }
 
     #[test]

@@ -9,6 +9,8 @@ use crate::error::StorageError;
 use crate::index::postings_of;
 use crate::keys::{self, Scope};
 use crate::series::{self, SeriesEntry};
+use basin_proto::batch::WriteView;
+use basin_proto::labels::AsLabel;
 use basin_proto::storage::{Label, WriteRequest, WriteResponse};
 use rocksdb::{WriteBatch, WriteOptions};
 use std::collections::{HashMap, HashSet};
@@ -20,53 +22,72 @@ use std::sync::atomic::Ordering;
 const DAY_POSTINGS_KEPT: i32 = 2;
 
 /// Checks that a label set is non-empty, with non-empty names, strictly sorted by name.
-fn validate(i: usize, labels: &[Label]) -> Result<(), StorageError> {
+fn validate<L: AsLabel>(i: usize, labels: &[L]) -> Result<(), StorageError> {
     if labels.is_empty() {
         return Err(StorageError::InvalidArgument(format!("series #{i} has no labels")));
     }
     for (j, l) in labels.iter().enumerate() {
-        if l.name.is_empty() {
+        if l.name().is_empty() {
             return Err(StorageError::InvalidArgument(format!(
                 "series {}: empty label name",
                 basin_proto::labels::display(labels)
             )));
         }
-        if j > 0 && labels[j - 1].name >= l.name {
-            let why = if labels[j - 1].name == l.name { "duplicate" } else { "unsorted" };
+        if j > 0 && labels[j - 1].name() >= l.name() {
+            let why = if labels[j - 1].name() == l.name() { "duplicate" } else { "unsorted" };
             return Err(StorageError::InvalidArgument(format!(
                 "series {}: {why} label name {:?} (labels must be sorted by name, names unique)",
                 basin_proto::labels::display(labels),
-                l.name
+                l.name()
             )));
         }
     }
     Ok(())
 }
 
+/// An owned copy of a label set (for what is stored: new series and their postings).
+fn owned<L: AsLabel>(labels: &[L]) -> Vec<Label> {
+    labels.iter().map(AsLabel::to_label).collect()
+}
+
+/// A series of the request that was not in the cache, resolved to its id.
+struct Resolved {
+    id: u64,
+    /// Its position in the request.
+    index: usize,
+    /// What the cache will hold for it.
+    entry: Arc<SeriesEntry>,
+}
+
 impl Storage {
     /// Stores a request's samples durably; `Ok` means they are in the write-ahead log.
     /// Labels must be sorted by name with unique names, else nothing is written.
     pub fn write(&self, req: &WriteRequest) -> Result<WriteResponse, StorageError> {
+        self.write_view(&WriteView::from(req))
+    }
+
+    /// [`Storage::write`] of borrowed series: series already known allocate nothing.
+    pub fn write_view(&self, req: &WriteView<'_>) -> Result<WriteResponse, StorageError> {
         self.metrics.count_error("write", self.write_inner(req))
     }
 
-    fn write_inner(&self, req: &WriteRequest) -> Result<WriteResponse, StorageError> {
-        for (i, s) in req.series.iter().enumerate() {
-            validate(i, &s.labels)?;
+    fn write_inner(&self, req: &WriteView<'_>) -> Result<WriteResponse, StorageError> {
+        for (i, (labels, _)) in req.iter().enumerate() {
+            validate(i, labels)?;
         }
-        let tenant = req.tenant.as_str();
+        let tenant = req.tenant();
         let hashes: Vec<u64> =
-            req.series.iter().map(|s| basin_proto::hash::series_hash(tenant, &s.labels)).collect();
+            req.iter().map(|(labels, _)| basin_proto::hash::series_hash(tenant, labels)).collect();
         // Held until the samples are in the head (see `Storage::wal_lock`).
         let _wal = read(&self.wal_lock);
 
         let mut ids: Vec<Option<u64>> = {
             let cache = read(&self.series);
-            req.series.iter().zip(&hashes).map(|(s, &h)| cache.id(h, tenant, &s.labels)).collect()
+            req.iter().zip(&hashes).map(|((labels, _), &h)| cache.id(h, tenant, labels)).collect()
         };
         let mut batch = WriteBatch::default();
-        let mut created: Vec<(u64, usize)> = Vec::new();
-        let mut found: Vec<(u64, usize)> = Vec::new();
+        let mut created: Vec<Resolved> = Vec::new();
+        let mut found: Vec<Resolved> = Vec::new();
         // New series: hold `create` until committed and cached (see `Storage::create`).
         let _create = if ids.iter().any(Option::is_none) {
             let guard = lock(&self.create);
@@ -79,22 +100,22 @@ impl Storage {
         let index = self.cf(CF_INDEX);
         let mut new_day_postings: Vec<(i32, u64)> = Vec::new();
         let mut samples = 0u64;
-        let base = req.series.iter().find_map(|s| s.samples.first()).map_or(0, |s| s.timestamp_ms);
+        let base = req.iter().find_map(|(_, s)| s.first()).map_or(0, |s| s.timestamp_ms);
         let mut record = RecordBuilder::new(base);
         {
             let seen = lock(&self.day_postings);
             let mut batch_days: HashSet<(i32, u64)> = HashSet::new();
-            for (s, id) in req.series.iter().zip(&ids) {
+            for ((labels, series_samples), id) in req.iter().zip(&ids) {
                 let Some(id) = *id else { continue };
-                if !s.samples.is_empty() {
-                    record.series(id, &s.samples);
+                if !series_samples.is_empty() {
+                    record.series(id, series_samples);
                 }
-                for sample in &s.samples {
+                for sample in series_samples {
                     let day = keys::day_of(sample.timestamp_ms);
                     samples += 1;
                     let known = seen.get(&day).is_some_and(|ids| ids.contains(&id));
                     if !known && batch_days.insert((day, id)) {
-                        for k in postings_of(&Scope::Day(tenant, day), &s.labels, id) {
+                        for k in postings_of(&Scope::Day(tenant, day), &owned(labels), id) {
                             batch.put_cf(index, k, b"");
                         }
                         new_day_postings.push((day, id));
@@ -113,9 +134,9 @@ impl Storage {
         self.db.write_opt(batch, &wo)?;
 
         // Durable: into the head, then publish to the caches.
-        for (s, id) in req.series.iter().zip(&ids) {
+        for ((_, series_samples), id) in req.iter().zip(&ids) {
             if let Some(id) = *id {
-                wal::apply(&self.head, id, &s.samples);
+                wal::apply(&self.head, id, series_samples);
             }
         }
         let wal_bytes = self.wal_bytes.fetch_add(record_bytes, Ordering::Relaxed) + record_bytes;
@@ -125,12 +146,8 @@ impl Storage {
 
         if !created.is_empty() || !found.is_empty() {
             let mut cache = write(&self.series);
-            for &(id, i) in created.iter().chain(&found) {
-                let entry = SeriesEntry {
-                    tenant: tenant.to_string(),
-                    labels: req.series[i].labels.clone(),
-                };
-                cache.insert(id, hashes[i], Arc::new(entry));
+            for r in created.iter().chain(&found) {
+                cache.insert(r.id, hashes[r.index], Arc::clone(&r.entry));
             }
         }
         if !new_day_postings.is_empty() {
@@ -155,30 +172,32 @@ impl Storage {
     /// postings are added to `batch`. Caller holds `create`.
     fn assign_ids(
         &self,
-        req: &WriteRequest,
+        req: &WriteView<'_>,
         hashes: &[u64],
         ids: &mut [Option<u64>],
         batch: &mut WriteBatch,
-        created: &mut Vec<(u64, usize)>,
-        found: &mut Vec<(u64, usize)>,
+        created: &mut Vec<Resolved>,
+        found: &mut Vec<Resolved>,
     ) -> Result<(), StorageError> {
-        let tenant = req.tenant.as_str();
+        let tenant = req.tenant();
         let series_cf = self.cf(CF_SERIES);
         let index = self.cf(CF_INDEX);
         // Ids taken by this request, and the encoded series each belongs to.
         let mut in_request: HashMap<u64, Vec<u8>> = HashMap::new();
-        for i in 0..req.series.len() {
+        for i in 0..req.len() {
             if ids[i].is_some() {
                 continue;
             }
-            let labels = &req.series[i].labels;
             // Another writer may have created it while we waited for `create`.
-            if let Some(id) = read(&self.series).id(hashes[i], tenant, labels) {
+            if let Some(id) = read(&self.series).id(hashes[i], tenant, req.labels(i)) {
                 ids[i] = Some(id);
                 continue;
             }
-            let encoded = series::encode(tenant, labels);
-            let mut id = (self.cfg.series_hasher)(tenant, labels);
+            let labels = owned(req.labels(i));
+            let encoded = series::encode(tenant, &labels);
+            let mut id = (self.cfg.series_hasher)(tenant, &labels);
+            let entry =
+                || Arc::new(SeriesEntry { tenant: tenant.to_string(), labels: labels.clone() });
             loop {
                 if let Some(other) = in_request.get(&id) {
                     if *other == encoded {
@@ -188,22 +207,22 @@ impl Storage {
                     match self.db.get_pinned_cf(series_cf, id.to_be_bytes())? {
                         None => {
                             batch.put_cf(series_cf, id.to_be_bytes(), &encoded);
-                            for k in postings_of(&Scope::Global(tenant), labels, id) {
+                            for k in postings_of(&Scope::Global(tenant), &labels, id) {
                                 batch.put_cf(index, k, b"");
                             }
-                            created.push((id, i));
+                            created.push(Resolved { id, index: i, entry: entry() });
                             in_request.insert(id, encoded);
                             break;
                         }
                         Some(v) if v.as_ref() == encoded.as_slice() => {
-                            found.push((id, i));
+                            found.push(Resolved { id, index: i, entry: entry() });
                             in_request.insert(id, encoded);
                             break;
                         }
                         Some(_) => {}
                     }
                 }
-                tracing::debug!(id, series = %basin_proto::labels::display(labels), "series id collision, probing next id");
+                tracing::debug!(id, series = %basin_proto::labels::display(&labels), "series id collision, probing next id");
                 self.metrics.id_collisions.inc();
                 id = id.wrapping_add(1);
             }
@@ -228,7 +247,7 @@ mod tests {
         assert!(e.contains("unsorted label name \"a\""), "{e}");
         let e = validate(0, &[l("a", "1"), l("a", "2")]).unwrap_err().to_string();
         assert!(e.contains("duplicate"), "{e}");
-        assert!(validate(3, &[]).unwrap_err().to_string().contains("#3"));
+        assert!(validate::<Label>(3, &[]).unwrap_err().to_string().contains("#3"));
         assert!(validate(0, &[l("", "1")]).is_err());
     }
 }
