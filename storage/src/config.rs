@@ -5,7 +5,8 @@ use basin_proto::storage::Label;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How a series' starting id is computed from its tenant and sorted labels.
+/// The hash of a tenant and sorted labels under which storage looks a series up (its id
+/// itself is sequential).
 ///
 /// Production uses [`basin_proto::hash::series_hash`]; tests swap in a hash that collides on
 /// purpose to exercise collision resolution.
@@ -48,7 +49,7 @@ pub struct StorageConfig {
     /// How often the background task enforces retention and cuts head samples into chunks.
     /// `None` disables the background task (tests; `flush` still does both).
     pub maintenance_interval: Option<Duration>,
-    /// Hash giving a series its first candidate id (see [`SeriesHasher`]).
+    /// Hash under which series are looked up (see [`SeriesHasher`]).
     pub series_hasher: SeriesHasher,
 }
 

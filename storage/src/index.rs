@@ -37,6 +37,24 @@ impl<'a> Index<'a> {
         it
     }
 
+    /// Ids of the series whose tenant and labels hash to `hash` (almost always at most one).
+    pub(crate) fn ids_with_hash(&self, hash: u64) -> Result<Vec<u64>, StorageError> {
+        let mut prefix = vec![keys::LOOKUP];
+        prefix.extend_from_slice(&hash.to_be_bytes());
+        let mut it = self.iter(&prefix);
+        let mut out = Vec::new();
+        while let Some(k) = it.key() {
+            let id = k
+                .get(9..)
+                .and_then(keys::get_u64)
+                .ok_or_else(|| StorageError::corrupt("series lookup", k, "short lookup key"))?;
+            out.push(id);
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// Ids of the series with `name = value` in the scope, sorted.
     pub(crate) fn ids_with_value(
         &self,

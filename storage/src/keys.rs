@@ -13,6 +13,7 @@
 //! | `series` | id (8) | tenant + labels ([`crate::series`]) |
 //! | `index` | `0x01` tenant name value id | empty: global postings, for label APIs and long ranges |
 //! | `index` | `0x02` day tenant name value id | empty: postings of series with samples that day |
+//! | `index` | `0x03` hash id | empty: series by the hash of tenant and labels (lookup on a cache miss) |
 //! | `head` | day id ts | f64 bits (8): samples not yet cut into chunks |
 //! | `chunks` | day id first_ts | compressed chunk ([`crate::codec`]) |
 //!
@@ -26,6 +27,16 @@ pub(crate) const DAY_MS: i64 = 86_400_000;
 pub(crate) const GLOBAL: u8 = 0x01;
 /// Tag of per-day postings in the index CF.
 pub(crate) const DAILY: u8 = 0x02;
+/// Tag of the series lookup (hash → ids) in the index CF.
+pub(crate) const LOOKUP: u8 = 0x03;
+
+/// Lookup key of series `id` whose tenant and labels hash to `hash`.
+pub(crate) fn lookup_key(hash: u64, id: u64) -> [u8; 17] {
+    let mut k = [LOOKUP; 17];
+    k[1..9].copy_from_slice(&hash.to_be_bytes());
+    k[9..].copy_from_slice(&id.to_be_bytes());
+    k
+}
 /// Length of a head or chunk key.
 pub(crate) const DATA_KEY_LEN: usize = 20;
 

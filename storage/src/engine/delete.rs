@@ -276,6 +276,8 @@ impl Storage {
                 continue;
             }
             wb.delete_cf(self.cf(CF_SERIES), id.to_be_bytes());
+            let hash = (self.cfg.series_hasher)(tenant, &entry.labels);
+            wb.delete_cf(index_cf, keys::lookup_key(hash, id));
             for k in postings_of(&Scope::Global(tenant), &entry.labels, id) {
                 wb.delete_cf(index_cf, k);
             }

@@ -28,13 +28,14 @@ mod write;
 use crate::config::StorageConfig;
 use crate::error::StorageError;
 use crate::index::Index;
+use crate::keys;
 use crate::metrics::StorageMetrics;
 use crate::series::{self, SeriesCache, SeriesEntry};
 use head::Head;
 use options::{CF_CHUNKS, CF_INDEX, CF_SERIES, CF_WAL};
 use rocksdb::{ColumnFamily, DB};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The storage engine. Cheap to share (`Arc<Storage>`); every method is blocking (RocksDB
@@ -54,6 +55,8 @@ pub struct Storage {
     wal_lock: RwLock<()>,
     /// Sequence number of the next WAL record.
     next_seq: AtomicU64,
+    /// Id of the next new series (ids are sequential; see `write::assign_ids`).
+    next_id: AtomicU64,
     /// WAL bytes written since the last checkpoint.
     wal_bytes: AtomicU64,
     /// WAL bytes that trigger an early checkpoint: `wal_checkpoint_bytes`, or the size of
@@ -110,6 +113,7 @@ impl Storage {
             head: Head::default(),
             wal_lock: RwLock::new(()),
             next_seq: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
             wal_bytes: AtomicU64::new(0),
             checkpoint_threshold: AtomicU64::new(threshold),
             cut_lock: Mutex::new(()),
@@ -127,11 +131,23 @@ impl Storage {
             .property_int_value_cf(storage.cf(CF_SERIES), "rocksdb.estimate-num-keys")?
             .unwrap_or(0);
         storage.metrics.series.set(i64::try_from(series_count).unwrap_or(i64::MAX));
+        storage.next_id.store(storage.last_series_id()?.map_or(1, |id| id + 1), Ordering::SeqCst);
         storage.replay_wal()?;
         storage.enforce_retention()?;
         maintenance::start(&storage);
         tracing::info!(dir = %storage.cfg.data_dir.display(), "storage opened");
         Ok(storage)
+    }
+
+    /// The largest series id in use.
+    fn last_series_id(&self) -> Result<Option<u64>, StorageError> {
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_SERIES));
+        it.seek_to_last();
+        let last = it.key().map(|k| {
+            keys::get_u64(k).ok_or_else(|| StorageError::corrupt("series", k, "short series key"))
+        });
+        it.status()?;
+        last.transpose()
     }
 
     /// The configuration in force.

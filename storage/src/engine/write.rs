@@ -167,9 +167,12 @@ impl Storage {
         Ok(WriteResponse { samples_written: samples, series_created: created.len() as u64 })
     }
 
-    /// Resolves the ids missing from the cache: an existing series found on disk, or a new
-    /// id (the hash, or the next free one after collisions) whose series entry and global
-    /// postings are added to `batch`. Caller holds `create`.
+    /// Resolves the ids missing from the cache: an existing series found through the
+    /// lookup entries of its hash, or a new series with the next sequential id, whose series
+    /// entry, lookup entry and global postings are added to `batch`. Caller holds `create`.
+    ///
+    /// Sequential ids (rather than the hash itself) keep index keys short: the postings of
+    /// series created together share all but their last id bytes.
     fn assign_ids(
         &self,
         req: &WriteView<'_>,
@@ -182,8 +185,8 @@ impl Storage {
         let tenant = req.tenant();
         let series_cf = self.cf(CF_SERIES);
         let index = self.cf(CF_INDEX);
-        // Ids taken by this request, and the encoded series each belongs to.
-        let mut in_request: HashMap<u64, Vec<u8>> = HashMap::new();
+        // Series resolved by this request, by encoding.
+        let mut in_request: HashMap<Vec<u8>, u64> = HashMap::new();
         for i in 0..req.len() {
             if ids[i].is_some() {
                 continue;
@@ -195,37 +198,43 @@ impl Storage {
             }
             let labels = owned(req.labels(i));
             let encoded = series::encode(tenant, &labels);
-            let mut id = (self.cfg.series_hasher)(tenant, &labels);
-            let entry =
-                || Arc::new(SeriesEntry { tenant: tenant.to_string(), labels: labels.clone() });
-            loop {
-                if let Some(other) = in_request.get(&id) {
-                    if *other == encoded {
+            if let Some(&id) = in_request.get(&encoded) {
+                ids[i] = Some(id);
+                continue;
+            }
+            let hash = (self.cfg.series_hasher)(tenant, &labels);
+            let entry = Arc::new(SeriesEntry { tenant: tenant.to_string(), labels });
+            let mut existing = None;
+            for candidate in self.index().ids_with_hash(hash)? {
+                match self.db.get_pinned_cf(series_cf, candidate.to_be_bytes())? {
+                    Some(v) if v.as_ref() == encoded.as_slice() => {
+                        existing = Some(candidate);
                         break;
                     }
-                } else {
-                    match self.db.get_pinned_cf(series_cf, id.to_be_bytes())? {
-                        None => {
-                            batch.put_cf(series_cf, id.to_be_bytes(), &encoded);
-                            for k in postings_of(&Scope::Global(tenant), &labels, id) {
-                                batch.put_cf(index, k, b"");
-                            }
-                            created.push(Resolved { id, index: i, entry: entry() });
-                            in_request.insert(id, encoded);
-                            break;
-                        }
-                        Some(v) if v.as_ref() == encoded.as_slice() => {
-                            found.push(Resolved { id, index: i, entry: entry() });
-                            in_request.insert(id, encoded);
-                            break;
-                        }
-                        Some(_) => {}
+                    Some(_) => {
+                        tracing::debug!(hash, series = %entry.display(), "series hash collision");
+                        self.metrics.id_collisions.inc();
                     }
+                    None => {}
                 }
-                tracing::debug!(id, series = %basin_proto::labels::display(&labels), "series id collision, probing next id");
-                self.metrics.id_collisions.inc();
-                id = id.wrapping_add(1);
             }
+            let id = match existing {
+                Some(id) => {
+                    found.push(Resolved { id, index: i, entry });
+                    id
+                }
+                None => {
+                    let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+                    batch.put_cf(series_cf, id.to_be_bytes(), &encoded);
+                    batch.put_cf(index, keys::lookup_key(hash, id), b"");
+                    for k in postings_of(&Scope::Global(tenant), &entry.labels, id) {
+                        batch.put_cf(index, k, b"");
+                    }
+                    created.push(Resolved { id, index: i, entry });
+                    id
+                }
+            };
+            in_request.insert(encoded, id);
             ids[i] = Some(id);
         }
         Ok(())
