@@ -341,11 +341,20 @@ impl<'a> ChunkReader<'a> {
             if kid != id || kday != day {
                 break;
             }
-            let chunk = codec::decode(v).map_err(|e| corrupt(e.to_string()))?;
+            let mut chunk = codec::decode(v).map_err(|e| corrupt(e.to_string()))?;
             if chunk.first().is_some_and(|s| s.timestamp_ms > hi) {
                 break;
             }
-            out.extend(chunk.into_iter().filter(|s| s.timestamp_ms >= lo && s.timestamp_ms <= hi));
+            // A chunk is time-ordered, so the samples in `[lo, hi]` are one run of it; the
+            // first chunk read becomes the output itself when nothing precedes the run.
+            let a = chunk.partition_point(|s| s.timestamp_ms < lo);
+            let b = chunk.partition_point(|s| s.timestamp_ms <= hi);
+            if out.is_empty() && a == 0 {
+                chunk.truncate(b);
+                out = chunk;
+            } else {
+                out.extend_from_slice(&chunk[a..b.max(a)]);
+            }
             it.next();
         }
         it.status()?;
