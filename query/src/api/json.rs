@@ -72,18 +72,8 @@ pub fn write_i64(out: &mut String, n: i64) {
 }
 
 /// Appends `n` in decimal without going through `fmt`.
-fn write_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+fn write_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Formats a sample value as Prometheus does (without quotes).
@@ -126,8 +116,18 @@ pub fn write_value(out: &mut String, v: f64) {
         write_u64(out, abs as u64);
         return;
     }
-    // Rust's `Display` for f64 is the shortest round-trip digits without exponent, like
-    // Go's 'f' with precision -1 (`-0` included).
+    // The shortest round-trip digits without exponent, like Go's 'f' with precision -1:
+    // ryu's when it prints no exponent (it is several times faster), else Rust's `Display`
+    // (`-0` included). Both are shortest and exact; at a rare exact tie between two
+    // shortest forms they may differ in the last digit.
+    if v.fract() != 0.0 {
+        let mut buf = ryu::Buffer::new();
+        let s = buf.format_finite(v);
+        if !s.contains('e') {
+            out.push_str(s);
+            return;
+        }
+    }
     let _ = write!(out, "{v}");
 }
 
@@ -271,6 +271,31 @@ fn write_warnings(out: &mut String, warnings: &[String]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fast_float_path_prints_the_same_digits_as_display() {
+        // Random bit patterns and short decimals: ryu's output, where used, has as few digits
+        // as Rust's shortest `Display` and reads back as the same value. (At an exact tie
+        // between two shortest forms the two may pick different last digits; both are exact.)
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = if i % 2 == 0 { f64::from_bits(x) } else { (x % 1_000_000) as f64 / 1000.0 };
+            if !v.is_finite() || v.abs() < 1e-6 || v.abs() >= 1e21 {
+                continue;
+            }
+            let mut got = String::new();
+            write_value(&mut got, v);
+            if v.fract() != 0.0 {
+                let display = format!("{v}");
+                assert_eq!(got.len(), display.len(), "{got} vs {display}");
+                assert!(!got.contains('e'), "{got}");
+                assert_eq!(got.parse::<f64>().map(f64::to_bits), Ok(v.to_bits()), "{got}");
+            }
+        }
+    }
+
     use super::*;
     use crate::promql::Sample;
 
