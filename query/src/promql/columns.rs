@@ -282,63 +282,59 @@ impl<'a> Columns<'a> {
         self.at.unwrap_or(t).saturating_sub(self.offset)
     }
 
-    /// Computes the chunk of steps starting at `from`, series by series.
+    /// Computes the chunk of steps starting at `from`, series by series: on several threads
+    /// when there are many series, each with its own contiguous share, merged in series
+    /// order (so answers and annotations are those of one thread).
     fn fill(&mut self, from: usize, deadline: Instant) -> Result<(), ()> {
         let per_chunk = (CHUNK_CELLS / self.series.len().max(1)).clamp(1, CHUNK);
         let n = per_chunk.min(self.steps - from);
-        let mut chunk: Vec<Step> = (0..n).map(|_| Step::default()).collect();
         let times: Vec<(i64, i64)> = (from..from + n)
             .map(|k| (self.grid.start + self.grid.step * k as i64, self.read_time(k)))
             .collect();
-        for (i, s) in self.series.iter().enumerate() {
-            if i % 1024 == 0 && Instant::now() > deadline {
-                return Err(());
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let threads = (self.series.len() / SERIES_PER_THREAD).clamp(1, cores);
+        let share = self.series.len().div_ceil(threads).max(1);
+        let kinds: Vec<Part<'_>> = match &mut self.kind {
+            Kind::Instant => (0..threads).map(|_| Part::Instant).collect(),
+            Kind::Range { func, range, scalars, live, info_pending, resets } => live
+                .chunks(share)
+                .zip(info_pending.chunks_mut(share))
+                .zip(resets.chunks(share))
+                .map(|((live, info_pending), resets)| Part::Range {
+                    func,
+                    range: *range,
+                    scalars: scalars.as_slice(),
+                    live,
+                    info_pending,
+                    resets,
+                })
+                .collect(),
+        };
+        let lookback = self.grid.lookback;
+        let times = times.as_slice();
+        let jobs = self.series.chunks(share).zip(self.cursors.chunks_mut(share)).zip(kinds);
+        let parts: Vec<Result<Vec<Step>, ()>> = std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            let mut first = None;
+            for (p, ((series, cursors), kind)) in jobs.enumerate() {
+                let job =
+                    move || fill_part(series, p * share, cursors, kind, times, lookback, deadline);
+                if p == 0 {
+                    first = Some(job);
+                } else {
+                    handles.push(scope.spawn(job));
+                }
             }
-            let id = i as u32;
-            let cursor = &mut self.cursors[i];
-            match &mut self.kind {
-                Kind::Instant => {
-                    let p = &s.points;
-                    let mut c = cursor.0;
-                    for (step, &(_, at)) in chunk.iter_mut().zip(&times) {
-                        while c < p.len() && p[c].0 <= at {
-                            c += 1;
-                        }
-                        let Some(&(ts, v)) = c.checked_sub(1).and_then(|j| p.get(j)) else {
-                            continue;
-                        };
-                        if ts <= at.saturating_sub(self.grid.lookback) || is_stale_nan(v) {
-                            continue;
-                        }
-                        step.cells.push(Cell { series: id, t: ts, v });
-                    }
-                    cursor.0 = c;
-                }
-                Kind::Range { func, range, scalars, live, info_pending, resets } => {
-                    let p: &[(i64, f64)] = &live[i];
-                    let (mut lo, mut hi) = *cursor;
-                    for (step, &(t, end)) in chunk.iter_mut().zip(&times) {
-                        let start = end.saturating_sub(*range);
-                        lo = advance(p, lo, start);
-                        hi = advance(p, hi.max(lo), end);
-                        let window = &p[lo..hi];
-                        if window.is_empty() {
-                            continue;
-                        }
-                        step.loaded += window.len();
-                        if info_pending[i] {
-                            info_pending[i] = false;
-                            step.infos.push(id);
-                        }
-                        let (r, width) = (resets[i], end - start);
-                        if let Some(v) =
-                            rangefn::apply(func, window, r, scalars, start, end, width, t)
-                        {
-                            step.cells.push(Cell { series: id, t, v });
-                        }
-                    }
-                    *cursor = (lo, hi);
-                }
+            let mut out: Vec<Result<Vec<Step>, ()>> = first.into_iter().map(|job| job()).collect();
+            out.extend(handles.into_iter().map(|h| h.join().unwrap_or(Err(()))));
+            out
+        });
+        let mut chunk: Vec<Step> = (0..n).map(|_| Step::default()).collect();
+        for part in parts {
+            for (step, mut got) in chunk.iter_mut().zip(part?) {
+                step.cells.append(&mut got.cells);
+                step.loaded += got.loaded;
+                step.infos.append(&mut got.infos);
             }
         }
         if matches!(self.kind, Kind::Instant) {
@@ -348,6 +344,88 @@ impl<'a> Columns<'a> {
         self.chunk = chunk.into_iter().map(Some).collect();
         Ok(())
     }
+}
+
+/// Series below which a chunk is computed on one thread (per extra thread). Tests use
+/// a handful, so their comparisons with step-by-step evaluation cover the merge of shares.
+const SERIES_PER_THREAD: usize = if cfg!(test) { 2 } else { 2048 };
+
+/// One thread's share of a [`Kind`]: the per-series state of its series.
+#[derive(Debug)]
+enum Part<'s> {
+    Instant,
+    Range {
+        func: &'static str,
+        range: i64,
+        scalars: &'s [f64],
+        live: &'s [Cow<'s, [(i64, f64)]>],
+        info_pending: &'s mut [bool],
+        resets: &'s [bool],
+    },
+}
+
+/// Computes `times.len()` steps for `series` (indexes from `first_id`), moving `cursors`.
+fn fill_part(
+    series: &[StoredSeries],
+    first_id: usize,
+    cursors: &mut [(usize, usize)],
+    mut kind: Part<'_>,
+    times: &[(i64, i64)],
+    lookback: i64,
+    deadline: Instant,
+) -> Result<Vec<Step>, ()> {
+    let mut chunk: Vec<Step> = times.iter().map(|_| Step::default()).collect();
+    for (i, s) in series.iter().enumerate() {
+        if i % 1024 == 0 && Instant::now() > deadline {
+            return Err(());
+        }
+        let id = (first_id + i) as u32;
+        let cursor = &mut cursors[i];
+        match &mut kind {
+            Part::Instant => {
+                let p = &s.points;
+                let mut c = cursor.0;
+                for (step, &(_, at)) in chunk.iter_mut().zip(times) {
+                    while c < p.len() && p[c].0 <= at {
+                        c += 1;
+                    }
+                    let Some(&(ts, v)) = c.checked_sub(1).and_then(|j| p.get(j)) else {
+                        continue;
+                    };
+                    if ts <= at.saturating_sub(lookback) || is_stale_nan(v) {
+                        continue;
+                    }
+                    step.cells.push(Cell { series: id, t: ts, v });
+                }
+                cursor.0 = c;
+            }
+            Part::Range { func, range, scalars, live, info_pending, resets } => {
+                let p: &[(i64, f64)] = &live[i];
+                let (mut lo, mut hi) = *cursor;
+                for (step, &(t, end)) in chunk.iter_mut().zip(times) {
+                    let start = end.saturating_sub(*range);
+                    lo = advance(p, lo, start);
+                    hi = advance(p, hi.max(lo), end);
+                    let window = &p[lo..hi];
+                    if window.is_empty() {
+                        continue;
+                    }
+                    step.loaded += window.len();
+                    if info_pending[i] {
+                        info_pending[i] = false;
+                        step.infos.push(id);
+                    }
+                    let (r, width) = (resets[i], end - start);
+                    if let Some(v) = rangefn::apply(func, window, r, scalars, start, end, width, t)
+                    {
+                        step.cells.push(Cell { series: id, t, v });
+                    }
+                }
+                *cursor = (lo, hi);
+            }
+        }
+    }
+    Ok(chunk)
 }
 
 /// Moves cursor `c` forward past the points at or before `t` (`p` sorted by time).

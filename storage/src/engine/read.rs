@@ -140,22 +140,50 @@ impl Storage {
                     .collect()
             })
             .collect();
-        let mut chunks = ChunkReader::new(self);
-        let mut out = Vec::with_capacity(series.len());
-        for (&(id, days), heads) in series.iter().zip(heads) {
-            let mut samples = Vec::new();
-            for (&day, head) in days.iter().zip(heads) {
-                let (lo, hi) = clip(day);
-                if lo > hi {
-                    continue;
+        // Chunks are decoded on several threads when there are many series, each thread with
+        // its own iterator over a contiguous share, created after the head copies above.
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let threads = (series.len() / SERIES_PER_READ_THREAD).clamp(1, cores);
+        let share = series.len().div_ceil(threads).max(1);
+        let mut heads = heads;
+        let mut shares = Vec::with_capacity(threads);
+        for part in series.chunks(share).rev() {
+            shares.push((part, heads.split_off(heads.len() - part.len())));
+        }
+        shares.reverse();
+        let read_share = |(part, heads): Share<'_>| {
+            let mut chunks = ChunkReader::new(self);
+            let mut out = Vec::with_capacity(part.len());
+            for (&(id, days), heads) in part.iter().zip(heads) {
+                let mut samples = Vec::new();
+                for (&day, head) in days.iter().zip(heads) {
+                    let (lo, hi) = clip(day);
+                    if lo > hi {
+                        continue;
+                    }
+                    let chunked = chunks.read(id, day, lo, hi)?;
+                    merge_into(&mut samples, chunked, head);
                 }
-                let chunked = chunks.read(id, day, lo, hi)?;
-                merge_into(&mut samples, chunked, head);
+                if let Some(interval) = self.cfg.dedup_interval {
+                    dedup(&mut samples, interval.as_millis() as i64);
+                }
+                out.push(samples);
             }
-            if let Some(interval) = self.cfg.dedup_interval {
-                dedup(&mut samples, interval.as_millis() as i64);
-            }
-            out.push(samples);
+            Ok::<_, StorageError>(out)
+        };
+        let results: Vec<Result<Vec<Vec<Sample>>, StorageError>> = std::thread::scope(|scope| {
+            let mut shares = shares.into_iter();
+            let first = shares.next();
+            let handles: Vec<_> = shares.map(|s| scope.spawn(move || read_share(s))).collect();
+            let mut results: Vec<_> = first.into_iter().map(read_share).collect();
+            results.extend(handles.into_iter().map(|h| {
+                h.join().unwrap_or_else(|_| Err(StorageError::Task("chunk reader panicked".into())))
+            }));
+            results
+        });
+        let mut out = Vec::with_capacity(series.len());
+        for r in results {
+            out.extend(r?);
         }
         Ok(out)
     }
@@ -297,6 +325,12 @@ impl Storage {
         }
     }
 }
+
+/// One reading thread's series (id and days) with their head samples (per day).
+type Share<'a> = (&'a [(u64, &'a [i32])], Vec<Vec<Vec<Sample>>>);
+
+/// Series per chunk-reading thread in a select, at least.
+const SERIES_PER_READ_THREAD: usize = if cfg!(test) { 2 } else { 1024 };
 
 /// Reads chunks of many series-days through one iterator (creating one per series-day
 /// costs more than the seek). Its implicit snapshot is taken at creation.
