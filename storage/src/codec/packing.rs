@@ -303,8 +303,24 @@ impl<'a> BitReader<'a> {
         Self { b, bit: start * 8 }
     }
 
+    /// The 8 bytes from the current one, when that many remain.
+    fn word(&self) -> Option<u64> {
+        let at = self.bit / 8;
+        let bytes: [u8; 8] = self.b.get(at..at + 8)?.try_into().ok()?;
+        Some(u64::from_le_bytes(bytes))
+    }
+
     /// The next `n` bits (`n` ≤ 64) as a number, or `None` past the end.
     fn get(&mut self, n: u32) -> Option<u64> {
+        let offset = (self.bit % 8) as u32;
+        if n + offset <= 64
+            && let Some(word) = self.word()
+        {
+            // One load for the common case; the loop below for the last bytes and n > 56.
+            let v = if n == 0 { 0 } else { (word >> offset) & (u64::MAX >> (64 - n)) };
+            self.bit += n as usize;
+            return Some(v);
+        }
         let mut v = 0u64;
         let mut got = 0u32;
         while got < n {
@@ -322,6 +338,16 @@ impl<'a> BitReader<'a> {
     /// Counts 1 bits up to the next 0 bit (consumed too), or `None` past the end.
     fn unary(&mut self) -> Option<u64> {
         let mut q = 0u64;
+        while let Some(word) = self.word() {
+            let offset = (self.bit % 8) as u32;
+            let ones = (!(word >> offset)).trailing_zeros().min(64 - offset);
+            if ones < 64 - offset {
+                self.bit += ones as usize + 1;
+                return Some(q + u64::from(ones));
+            }
+            q += u64::from(64 - offset);
+            self.bit += (64 - offset) as usize;
+        }
         loop {
             let byte = *self.b.get(self.bit / 8)?;
             let offset = self.bit % 8;

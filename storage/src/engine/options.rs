@@ -20,7 +20,9 @@
 //!   skips every file without it. Chunks are bit-packed by [`crate::codec`]; LZ4 above the
 //!   bottom level, zstd on it (set as `bottommost_compression`: with dynamic level sizes a
 //!   per-level list is indexed from the base level, so data compacted straight to the
-//!   bottom would have taken the list's second, uncompressed entry). 16 MiB write buffer:
+//!   bottom would have taken the list's second, uncompressed entry), at level 9 over 64 KiB
+//!   blocks: series ids are sequential, so a block holds the chunks of one scrape target,
+//!   whose identical timestamp runs zstd folds into one. 16 MiB write buffer:
 //!   chunks arrive in checkpoint batches, not continuously.
 //! - **DB-wide**: `max_total_wal_size` forces the rarely written `series`/`index` memtables
 //!   to flush so the WAL can be recycled; dynamic level sizes keep space amplification low;
@@ -52,12 +54,21 @@ pub(crate) const CF_CHUNKS: &str = "chunks";
 pub(crate) const SERIES_DAY_PREFIX: usize = DATA_KEY_LEN - 8;
 
 fn table(cache: &Cache, bloom: bool, whole_key: bool) -> BlockBasedOptions {
+    table_with_blocks(cache, bloom, whole_key, 16 << 10)
+}
+
+fn table_with_blocks(
+    cache: &Cache,
+    bloom: bool,
+    whole_key: bool,
+    block_size: usize,
+) -> BlockBasedOptions {
     let mut t = BlockBasedOptions::default();
     t.set_block_cache(cache);
     t.set_cache_index_and_filter_blocks(true);
     t.set_pin_l0_filter_and_index_blocks_in_cache(true);
     t.set_format_version(5);
-    t.set_block_size(16 << 10);
+    t.set_block_size(block_size);
     if bloom {
         t.set_bloom_filter(10.0, false);
         t.set_whole_key_filtering(whole_key);
@@ -102,9 +113,10 @@ pub(crate) fn build(cfg: &StorageConfig) -> (Options, Vec<ColumnFamilyDescriptor
     let mut chunks = base_cf();
     chunks.set_prefix_extractor(SliceTransform::create_fixed_prefix(SERIES_DAY_PREFIX));
     chunks.set_memtable_prefix_bloom_ratio(0.1);
-    chunks.set_block_based_table_factory(&table(&cache, true, false));
+    chunks.set_block_based_table_factory(&table_with_blocks(&cache, true, false, 64 << 10));
     chunks.set_compression_type(C::Lz4);
     chunks.set_bottommost_compression_type(C::Zstd);
+    chunks.set_bottommost_compression_options(-14, 9, 0, 0, true);
     chunks.set_write_buffer_size(16 << 20);
 
     let cfs = vec![
