@@ -62,10 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             metric_name(labels.as_deref().unwrap_or_default())
         } else {
             match (v.get(1), v.get(2)) {
-            (Some(1), _) => "integer".to_string(),
-            (Some(2), _) => "xor".to_string(),
-            (Some(3), Some(k)) => format!("decimal k={k}"),
-            _ => "unknown".to_string(),
+                (Some(1), _) => "integer".to_string(),
+                (Some(2), _) => "xor".to_string(),
+                (Some(3), Some(k)) => format!("decimal k={k}"),
+                _ => "unknown".to_string(),
             }
         };
         let t = by_mode.entry(mode).or_default();

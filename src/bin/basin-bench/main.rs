@@ -71,9 +71,14 @@ struct RunArgs {
     #[arg(long)]
     end_ms: Option<i64>,
     /// URL (or path under --url) to POST after ingest to persist everything, e.g.
-    /// `/api/v1/admin/flush` (Basin) or `/internal/force_flush` (VictoriaMetrics).
+    /// `/api/v1/admin/flush` (Basin) or `/internal/force_flush` (VictoriaMetrics); repeat
+    /// for several, posted in order (VictoriaMetrics: also `/internal/force_merge`).
     #[arg(long)]
-    flush_url: Option<String>,
+    flush_url: Vec<String>,
+    /// After the flush, wait until the data directory's size has not changed for this long
+    /// before measuring it (servers that keep writing after their flush call returns).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    settle: Duration,
     /// Server process id: CPU seconds and peak RSS come from /proc/<pid>.
     #[arg(long)]
     pid: Option<u32>,
@@ -200,11 +205,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             json!(args.pid.and_then(|p| process::peak_rss_bytes(p).ok()));
     }
 
-    if let Some(flush) = &args.flush_url {
-        let url = if flush.starts_with('/') { format!("{base}{flush}") } else { flush.clone() };
+    if !args.flush_url.is_empty() {
         let cpu0 = cpu(args.pid);
         let started = Instant::now();
-        flush_server(&url)?;
+        for flush in &args.flush_url {
+            let url = if flush.starts_with('/') { format!("{base}{flush}") } else { flush.clone() };
+            flush_server(&url)?;
+        }
         record["flush_s"] = json!(started.elapsed().as_secs_f64());
         if let (Some(a), Some(b)) = (cpu0, cpu(args.pid)) {
             record["flush_cpu_s"] = json!(b - a);
@@ -213,8 +220,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     if let Some(dir) = &args.data_dir {
-        let bytes =
-            process::dir_bytes(dir).with_context(|| format!("measuring {}", dir.display()))?;
+        let bytes = settled_dir_bytes(dir, args.settle)
+            .with_context(|| format!("measuring {}", dir.display()))?;
         record["disk_bytes"] = json!(bytes);
         record["bytes_per_sample"] = json!(bytes as f64 / w.samples() as f64);
     }
@@ -255,6 +262,22 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// POSTs to the flush endpoint (GET when the server only allows that, as some do).
+/// The size of `dir` once it has stayed the same for `settle` (polled every 500 ms, for at
+/// most five minutes).
+fn settled_dir_bytes(dir: &std::path::Path, settle: Duration) -> std::io::Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last = process::dir_bytes(dir)?;
+    let mut since = Instant::now();
+    while since.elapsed() < settle && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = process::dir_bytes(dir)?;
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    Ok(last)
+}
+
 fn flush_server(url: &str) -> anyhow::Result<()> {
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(3600)).build()?;
     let mut response = client.post(url).send()?;
