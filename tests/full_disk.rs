@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const T0: i64 = 1_700_000_000;
 
 /// Size of the tmpfs the data directory starts on (room for RocksDB's files and ~25 requests
-/// of the filler below), and after it is grown (RocksDB resumes writes once 32 MiB are free).
+/// of the filler below), and after it is grown (RocksDB resumes writes once 16 MiB are free).
 const SMALL: &str = "64m";
 const LARGE: &str = "512m";
 

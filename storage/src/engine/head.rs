@@ -120,6 +120,10 @@ impl Head {
         let removed = before - v.len();
         if v.is_empty() {
             shard.remove(&key);
+        } else if v.capacity() > 2 * v.len() + 16 {
+            // What stays after a cut is a fraction of what the series held: give back the
+            // rest, or every series keeps its largest size forever.
+            v.shrink_to(v.len() * 2);
         }
         self.samples.fetch_sub(removed, Ordering::Relaxed);
     }

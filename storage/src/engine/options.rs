@@ -12,8 +12,8 @@
 //!   bottom level where most of the data sits and is read rarely.
 //! - **`wal`** (sequence → one request's samples): the write-hot CF, appended in key order
 //!   and range-deleted at every checkpoint, usually before its memtable is flushed (a flush
-//!   drops the entries a range tombstone covers, so most records never reach an SST). Large
-//!   write buffer (32 MiB), no filters (it is only ever scanned, at open), no compression
+//!   drops the entries a range tombstone covers, so most records never reach an SST).
+//!   16 MiB write buffer (the checkpoint threshold too), no filters (it is only ever scanned, at open), no compression
 //!   (the records are short-lived; compressing them costs ingest CPU for nothing).
 //! - **`chunks`** (day | id | last_ts → chunk): a fixed 12-byte prefix extractor (day | id)
 //!   with prefix bloom filters in SSTs and memtables, so a select seeking one series-day
@@ -34,8 +34,8 @@
 //!   at open (the `rocksdb` crate cannot set one anyway, nor call `DB::Resume`), and its
 //!   recovery thread polls the free space every 5 s and resumes the database (flushing the
 //!   memtables to a new WAL) once the free space reaches the reserved buffer, the largest
-//!   `write_buffer_size`: 32 MiB, the `wal` CF's. Acknowledged writes are in the RocksDB WAL
-//!   and survive all of it. `tests/full_disk.rs` checks this end to end.
+//!   `write_buffer_size`: 16 MiB, the `wal` and `chunks` CFs'. Acknowledged writes are in
+//!   the RocksDB WAL and survive all of it. `tests/full_disk.rs` checks this end to end.
 
 use crate::config::StorageConfig;
 use crate::keys::DATA_KEY_LEN;
@@ -108,7 +108,7 @@ pub(crate) fn build(cfg: &StorageConfig) -> (Options, Vec<ColumnFamilyDescriptor
     let mut wal = base_cf();
     wal.set_block_based_table_factory(&table(&cache, false, false));
     wal.set_compression_type(C::None);
-    wal.set_write_buffer_size(32 << 20);
+    wal.set_write_buffer_size(16 << 20);
 
     let mut chunks = base_cf();
     chunks.set_prefix_extractor(SliceTransform::create_fixed_prefix(SERIES_DAY_PREFIX));
