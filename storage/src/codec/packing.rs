@@ -172,9 +172,12 @@ impl Packing {
 
 /// The Rice packing with the best `k` near the mean magnitude, centered on the median.
 fn rice(residuals: &[i64]) -> Option<Packing> {
-    let mut sorted = residuals.to_vec();
-    sorted.sort_unstable();
-    let center = *sorted.get(sorted.len() / 2)?;
+    if residuals.is_empty() {
+        return None;
+    }
+    let mut copy = residuals.to_vec();
+    let mid = copy.len() / 2;
+    let center = *copy.select_nth_unstable(mid).1;
     let sum =
         residuals.iter().fold(0u128, |acc, &r| acc + u128::from(zigzag(r.wrapping_sub(center))));
     let mean = u64::try_from(sum / residuals.len() as u128).unwrap_or(u64::MAX);
