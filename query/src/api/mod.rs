@@ -551,44 +551,31 @@ impl Endpoint {
 
 type Api = State<Arc<QueryApi>>;
 
-async fn query(
-    State(api): Api,
-    m: Method,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    api.serve(Endpoint::Query, &m, &h, q.as_deref(), &body).await
+/// Handlers of the endpoints that read query parameters and, on POST, a form body.
+macro_rules! form_handlers {
+    ($($name:ident => $endpoint:ident),* $(,)?) => {$(
+        async fn $name(
+            State(api): Api,
+            m: Method,
+            h: HeaderMap,
+            RawQuery(q): RawQuery,
+            body: Bytes,
+        ) -> Response {
+            api.serve(Endpoint::$endpoint, &m, &h, q.as_deref(), &body).await
+        }
+    )*};
 }
 
-async fn query_range(
-    State(api): Api,
-    m: Method,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    api.serve(Endpoint::QueryRange, &m, &h, q.as_deref(), &body).await
-}
-
-async fn series(
-    State(api): Api,
-    m: Method,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    api.serve(Endpoint::Series, &m, &h, q.as_deref(), &body).await
-}
-
-async fn labels(
-    State(api): Api,
-    m: Method,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    api.serve(Endpoint::Labels, &m, &h, q.as_deref(), &body).await
+form_handlers! {
+    query => Query,
+    query_range => QueryRange,
+    series => Series,
+    labels => Labels,
+    query_exemplars => QueryExemplars,
+    format_query => FormatQuery,
+    tsdb_status => TsdbStatus,
+    delete_series => DeleteSeries,
+    export => Export,
 }
 
 async fn label_values(
@@ -605,58 +592,8 @@ async fn metadata(State(api): Api, m: Method, h: HeaderMap, RawQuery(q): RawQuer
     api.serve(Endpoint::Metadata, &m, &h, q.as_deref(), &[]).await
 }
 
-async fn query_exemplars(
-    State(api): Api,
-    m: Method,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    api.serve(Endpoint::QueryExemplars, &m, &h, q.as_deref(), &body).await
-}
-
-async fn format_query(
-    State(api): Api,
-    m: Method,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    api.serve(Endpoint::FormatQuery, &m, &h, q.as_deref(), &body).await
-}
-
 async fn buildinfo(State(api): Api, m: Method, h: HeaderMap) -> Response {
     api.serve(Endpoint::BuildInfo, &m, &h, None, &[]).await
-}
-
-async fn tsdb_status(
-    State(api): Api,
-    m: Method,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    api.serve(Endpoint::TsdbStatus, &m, &h, q.as_deref(), &body).await
-}
-
-async fn delete_series(
-    State(api): Api,
-    m: Method,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    api.serve(Endpoint::DeleteSeries, &m, &h, q.as_deref(), &body).await
-}
-
-async fn export(
-    State(api): Api,
-    m: Method,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    api.serve(Endpoint::Export, &m, &h, q.as_deref(), &body).await
 }
 
 async fn clean_tombstones(State(api): Api, m: Method, h: HeaderMap) -> Response {
