@@ -16,19 +16,21 @@ fn counter_series(job: &str, instance: &str, per_step: f64) -> common::remote::T
     series(&[("__name__", "http_requests_total"), ("job", job), ("instance", instance)], &samples)
 }
 
+/// Three `http_requests_total` counters (jobs api, api, db) and one `temperature` gauge.
+fn three_counters_and_a_gauge() -> Vec<common::remote::TimeSeries> {
+    vec![
+        counter_series("api", "a:1", 3.0),
+        counter_series("api", "b:1", 6.0),
+        counter_series("db", "c:1", 1.5),
+        series(&[("__name__", "temperature"), ("room", "kitchen")], &[(T0 * 1000, 21.5)]),
+    ]
+}
+
 #[test]
 fn remote_write_round_trip_instant_range_and_aggregation() {
     let dir = tempfile::tempdir().unwrap();
     let basin = Basin::standalone(dir.path(), &[]);
-    write(
-        &basin.url,
-        vec![
-            counter_series("api", "a:1", 3.0),
-            counter_series("api", "b:1", 6.0),
-            counter_series("db", "c:1", 1.5),
-            series(&[("__name__", "temperature"), ("room", "kitchen")], &[(T0 * 1000, 21.5)]),
-        ],
-    );
+    write(&basin.url, three_counters_and_a_gauge());
 
     // Instant selector: the latest sample at or before t within the 5m lookback.
     let t = (T0 + 100) as f64; // latest sample at T0+90 = step 6
@@ -342,15 +344,7 @@ fn stat_list(status: &serde_json::Value, key: &str) -> Vec<(String, u64)> {
 fn tsdb_status_and_delete_series_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let basin = Basin::standalone(dir.path(), &[]);
-    write(
-        &basin.url,
-        vec![
-            counter_series("api", "a:1", 3.0),
-            counter_series("api", "b:1", 6.0),
-            counter_series("db", "c:1", 1.5),
-            series(&[("__name__", "temperature"), ("room", "kitchen")], &[(T0 * 1000, 21.5)]),
-        ],
-    );
+    write(&basin.url, three_counters_and_a_gauge());
 
     // Prometheus' shape, with the numbers of the four series written above.
     let s = get_json(&basin.url, "/api/v1/status/tsdb", &[]);

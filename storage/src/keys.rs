@@ -45,6 +45,21 @@ pub(crate) fn day_of(ts: i64) -> i32 {
     ts.div_euclid(DAY_MS).clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
+/// Splits samples into runs of consecutive samples on the same day partition (one run per
+/// series in almost every write).
+pub(crate) fn day_runs(
+    samples: &[basin_proto::storage::Sample],
+) -> impl Iterator<Item = (i32, &[basin_proto::storage::Sample])> {
+    let mut rest = samples;
+    std::iter::from_fn(move || {
+        let day = day_of(rest.first()?.timestamp_ms);
+        let n = rest.iter().take_while(|s| day_of(s.timestamp_ms) == day).count();
+        let (run, tail) = rest.split_at(n);
+        rest = tail;
+        Some((day, run))
+    })
+}
+
 /// First millisecond of a day (clamped days extend to the ends of the `i64` range).
 pub(crate) fn day_start(day: i32) -> i64 {
     if day == i32::MIN { i64::MIN } else { day as i64 * DAY_MS }

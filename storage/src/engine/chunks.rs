@@ -145,7 +145,6 @@ impl Storage {
         (day, id): SeriesDay,
         head: Vec<Sample>,
     ) -> Result<(), StorageError> {
-        let entry = self.entry(id)?;
         let Some(head_min) = head.first().map(|s| s.timestamp_ms) else { return Ok(()) };
 
         // Chunks to rewrite: those ending at or after the first head sample, and the last
@@ -157,12 +156,12 @@ impl Storage {
         ro.fill_cache(false);
         let mut it = self.db.raw_iterator_cf_opt(chunks_cf, ro);
         let decode = |k: &[u8], v: &[u8]| {
-            codec::decode(v).map_err(|e| StorageError::corrupt(entry.display(), k, e.to_string()))
+            codec::decode(v).map_err(|e| self.corrupt_chunk(id, k, e.to_string()))
         };
         let ours = |k: &[u8]| -> Result<Option<i64>, StorageError> {
             match keys::parse_data_key(k) {
                 Some((kday, kid, last)) => Ok((kday == day && kid == id).then_some(last)),
-                None => Err(StorageError::corrupt(entry.display(), k, "bad chunk key")),
+                None => Err(self.corrupt_chunk(id, k, "bad chunk key".into())),
             }
         };
         let mut before: Option<(Vec<u8>, Vec<Sample>)> = None;

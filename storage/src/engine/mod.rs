@@ -30,7 +30,7 @@ use crate::error::StorageError;
 use crate::index::Index;
 use crate::keys;
 use crate::metrics::StorageMetrics;
-use crate::series::{self, SeriesCache, SeriesEntry};
+use crate::series::{self, IdBuild, SeriesCache, SeriesEntry};
 use head::Head;
 use options::{CF_CHUNKS, CF_INDEX, CF_SERIES, CF_WAL};
 use rocksdb::{ColumnFamily, DB};
@@ -68,7 +68,7 @@ pub struct Storage {
     /// checkpoints early.
     checkpoint_wanted: AtomicBool,
     /// Series whose per-day postings are already written, by day (recent days only).
-    day_postings: Mutex<HashMap<i32, HashSet<u64>>>,
+    day_postings: Mutex<HashMap<i32, HashSet<u64, IdBuild>>>,
     /// Days with data (per-day postings exist).
     days: RwLock<BTreeSet<i32>>,
     pub(crate) metrics: StorageMetrics,

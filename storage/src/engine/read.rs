@@ -145,12 +145,11 @@ impl Storage {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let threads = (series.len() / SERIES_PER_READ_THREAD).clamp(1, cores);
         let share = series.len().div_ceil(threads).max(1);
-        let mut heads = heads;
-        let mut shares = Vec::with_capacity(threads);
-        for part in series.chunks(share).rev() {
-            shares.push((part, heads.split_off(heads.len() - part.len())));
-        }
-        shares.reverse();
+        let mut heads = heads.into_iter();
+        let shares: Vec<Share<'_>> = series
+            .chunks(share)
+            .map(|part| (part, heads.by_ref().take(part.len()).collect()))
+            .collect();
         let read_share = |(part, heads): Share<'_>| {
             let mut chunks = ChunkReader::new(self);
             let mut out = Vec::with_capacity(part.len());
@@ -186,6 +185,16 @@ impl Storage {
             out.extend(r?);
         }
         Ok(out)
+    }
+
+    /// A corruption error for chunk `key` of series `id`, named by its labels when they can
+    /// be read (only built on the error path: looking the labels up is not free).
+    pub(crate) fn corrupt_chunk(&self, id: u64, key: &[u8], why: String) -> StorageError {
+        let series = match self.entry(id) {
+            Ok(e) => e.display(),
+            Err(_) => format!("id {id:016x}"),
+        };
+        StorageError::corrupt(series, key, why)
     }
 
     /// Series matching the request's matchers with their samples in `[start_ms, end_ms]`,
@@ -362,13 +371,7 @@ impl<'a> ChunkReader<'a> {
         let mut out = Vec::new();
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
-            let corrupt = |why: String| {
-                let series = match self.storage.entry(id) {
-                    Ok(e) => e.display(),
-                    Err(_) => format!("id {id:016x}"),
-                };
-                StorageError::corrupt(series, k, why)
-            };
+            let corrupt = |why: String| self.storage.corrupt_chunk(id, k, why);
             let Some((kday, kid, _last)) = keys::parse_data_key(k) else {
                 return Err(corrupt("bad chunk key".into()));
             };

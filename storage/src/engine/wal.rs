@@ -164,12 +164,8 @@ pub(crate) fn decode(b: &[u8], mut f: impl FnMut(u64, Vec<Sample>)) -> Result<()
 
 /// Appends a series' samples to `head`, split by day partition.
 pub(crate) fn apply(head: &super::head::Head, id: u64, samples: &[Sample]) {
-    let mut rest = samples;
-    while let Some(first) = rest.first() {
-        let day = keys::day_of(first.timestamp_ms);
-        let n = rest.iter().take_while(|s| keys::day_of(s.timestamp_ms) == day).count();
-        head.append((day, id), rest[..n].iter().copied());
-        rest = &rest[n..];
+    for (day, run) in keys::day_runs(samples) {
+        head.append((day, id), run.iter().copied());
     }
 }
 

@@ -110,9 +110,8 @@ impl Storage {
                 if !series_samples.is_empty() {
                     record.series(id, series_samples);
                 }
-                for sample in series_samples {
-                    let day = keys::day_of(sample.timestamp_ms);
-                    samples += 1;
+                samples += series_samples.len() as u64;
+                for (day, _) in keys::day_runs(series_samples) {
                     let known = seen.get(&day).is_some_and(|ids| ids.contains(&id));
                     if !known && batch_days.insert((day, id)) {
                         for k in postings_of(&Scope::Day(tenant, day), &owned(labels), id) {
