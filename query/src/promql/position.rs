@@ -42,70 +42,64 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Index of the parenthesis closing the one at `open`.
-fn close_paren(b: &[u8], open: usize) -> Option<usize> {
-    let mut depth = 0;
-    let mut quote: Option<u8> = None;
-    let mut i = open;
-    while i < b.len() {
-        let c = b[i];
-        if let Some(q) = quote {
-            if c == b'\\' && q != b'`' {
-                i += 1;
-            } else if c == q {
-                quote = None;
-            }
-        } else {
-            match c {
-                b'"' | b'\'' | b'`' => quote = Some(c),
-                b'(' | b'[' | b'{' => depth += 1,
-                b')' | b']' | b'}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(i);
-                    }
+/// The bytes of `b` from `from` outside quoted strings (which are skipped with their
+/// escapes), each with its index and the bracket depth before it (relative to `from`).
+fn unquoted(b: &[u8], from: usize) -> impl Iterator<Item = (usize, u8, i32)> + '_ {
+    let (mut i, mut depth, mut quote) = (from, 0i32, None::<u8>);
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            let (at, c) = (i, b[i]);
+            i += 1;
+            if let Some(q) = quote {
+                if c == b'\\' && q != b'`' {
+                    i += 1;
+                } else if c == q {
+                    quote = None;
                 }
+                continue;
+            }
+            let before = depth;
+            match c {
+                b'"' | b'\'' | b'`' => {
+                    quote = Some(c);
+                    continue;
+                }
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => depth -= 1,
                 _ => {}
             }
+            return Some((at, c, before));
         }
-        i += 1;
-    }
-    None
+        None
+    })
+}
+
+fn is_closer(c: u8) -> bool {
+    matches!(c, b')' | b']' | b'}')
+}
+
+/// Index of the parenthesis closing the one at `open`.
+fn close_paren(b: &[u8], open: usize) -> Option<usize> {
+    unquoted(b, open).find(|&(_, c, before)| is_closer(c) && before == 1).map(|(i, _, _)| i)
 }
 
 /// Byte index where argument `k` of the call whose `(` is at `open` starts.
 fn arg_start(b: &[u8], open: usize, k: usize) -> Option<usize> {
-    let mut depth = 0;
-    let mut quote: Option<u8> = None;
-    let mut n = 0;
-    let mut i = open + 1;
     if k == 0 {
-        return Some(skip_ws(b, i));
+        return Some(skip_ws(b, open + 1));
     }
-    while i < b.len() {
-        let c = b[i];
-        if let Some(q) = quote {
-            if c == b'\\' && q != b'`' {
-                i += 1;
-            } else if c == q {
-                quote = None;
-            }
-        } else {
-            match c {
-                b'"' | b'\'' | b'`' => quote = Some(c),
-                b'(' | b'[' | b'{' => depth += 1,
-                b')' | b']' | b'}' if depth == 0 => return None,
-                b')' | b']' | b'}' => depth -= 1,
-                b',' if depth == 0 => {
-                    n += 1;
-                    if n == k {
-                        return Some(skip_ws(b, i + 1));
-                    }
+    let mut n = 0;
+    for (i, c, before) in unquoted(b, open + 1) {
+        match c {
+            _ if is_closer(c) && before == 0 => return None,
+            b',' if before == 0 => {
+                n += 1;
+                if n == k {
+                    return Some(skip_ws(b, i + 1));
                 }
-                _ => {}
             }
+            _ => {}
         }
-        i += 1;
     }
     None
 }
