@@ -370,16 +370,22 @@ fn label_replace(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, EvalE
         if let Some(caps) = re.captures(&sv) {
             let mut res = String::new();
             caps.expand(&repl, &mut res);
-            let mut labels = (*e.labels).clone();
-            set(&mut labels, &dst, &res);
-            e.labels = Arc::new(labels);
-            if dst == METRIC_NAME {
-                e.drop_name = false;
-            }
+            set_label(&mut e, &dst, &res);
         }
         out.push(Elem { t, ..e });
     }
     Ok(Inst::Vector(out))
+}
+
+/// Sets label `name` of `e` (as `label_replace` and `label_join` do): a metric name set
+/// this way is kept at the end of evaluation.
+fn set_label(e: &mut Elem, name: &str, value: &str) {
+    let mut labels = (*e.labels).clone();
+    set(&mut labels, name, value);
+    e.labels = Arc::new(labels);
+    if name == METRIC_NAME {
+        e.drop_name = false;
+    }
 }
 
 fn label_join(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, EvalError> {
@@ -399,12 +405,7 @@ fn label_join(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, EvalErro
     for mut e in v {
         let joined: Vec<&str> = srcs.iter().map(|s| get(&e.labels, s)).collect();
         let joined = joined.join(&sep);
-        let mut labels = (*e.labels).clone();
-        set(&mut labels, &dst, &joined);
-        e.labels = Arc::new(labels);
-        if dst == METRIC_NAME {
-            e.drop_name = false;
-        }
+        set_label(&mut e, &dst, &joined);
         out.push(Elem { t, ..e });
     }
     Ok(Inst::Vector(out))
