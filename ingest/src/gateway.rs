@@ -272,30 +272,18 @@ impl Gateway {
         }
         let rf = self.cfg.replication_factor.clamp(1, n);
         let required = self.cfg.required_copies(n);
-        if n == 1 {
-            // One node (standalone, or a one-node cluster): every series goes there, moved
-            // rather than copied, and there is no other node to fall back to.
-            let total = series.len();
-            let started = Instant::now();
-            let req =
-                BatchWrite { tenant: tenant.to_string(), batch: Arc::new(series), only: None };
-            let result = nodes[0].write_batch(req).await;
-            return match self.observe(&nodes[0], total, started.elapsed(), result) {
-                Ok(()) => Ok(WriteSummary::default()),
-                Err(NodeFailure::Retryable(message)) => {
-                    Err(WriteError::Unavailable { failed: total, total, required, message })
-                }
-                Err(NodeFailure::Rejected(e)) => Err(e),
-            };
-        }
-
         // Per series: its preference list (flat, n entries each), the nodes tried so far,
         // and the copies stored so far.
         let mut prefs: Vec<usize> = Vec::with_capacity(series.len() * n);
-        let mut owners = Vec::with_capacity(n);
-        for (labels, _) in series.view(tenant).iter() {
-            self.placement.preference(series_hash(tenant, labels), &mut owners);
-            prefs.extend_from_slice(&owners);
+        if n == 1 {
+            // One node (standalone, or a one-node cluster) owns every series: no hashing.
+            prefs.resize(series.len(), 0);
+        } else {
+            let mut owners = Vec::with_capacity(n);
+            for (labels, _) in series.view(tenant).iter() {
+                self.placement.preference(series_hash(tenant, labels), &mut owners);
+                prefs.extend_from_slice(&owners);
+            }
         }
         let series = Arc::new(series);
         let mut tried = vec![false; series.len() * n];
@@ -352,11 +340,10 @@ impl Gateway {
             let sends = batches.into_iter().enumerate().filter(|(_, b)| !b.is_empty()).map(
                 |(node, batch)| {
                     let client: Arc<ObservedNode> = Arc::clone(&nodes[node]);
-                    let req = BatchWrite {
-                        tenant: tenant.to_string(),
-                        batch: Arc::clone(&series),
-                        only: Some(batch.clone()),
-                    };
+                    // A node getting every series reads the batch whole.
+                    let only = (batch.len() < series.len()).then(|| batch.clone());
+                    let req =
+                        BatchWrite { tenant: tenant.to_string(), batch: Arc::clone(&series), only };
                     async move {
                         let started = Instant::now();
                         let result = client.write_batch(req).await;
