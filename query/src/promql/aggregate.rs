@@ -29,11 +29,10 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<
         (None, _) => Param::None,
     };
     let node = a as *const AggregateExpr as usize;
-    let (by, names): (bool, &[String]) = match &a.modifier {
-        Some(LabelModifier::Include(ls)) => (true, &ls.labels),
-        Some(LabelModifier::Exclude(ls)) => (false, &ls.labels),
-        None => (true, &[]),
-    };
+    if let Some(elems) = ev.fused_at(node, t)? {
+        return Ok(Inst::Vector(elems));
+    }
+    let (by, names) = modifier(a);
     let simple_op = !matches!(op, T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO | T_COUNT_VALUES);
     if simple_op && let Some(cells) = ev.eval_cells(&a.expr, t)? {
         // A series-major input: grouped by series index, without building elements.
@@ -207,19 +206,51 @@ impl Groups {
     fn index_series(&mut self, series: &[StoredSeries], names: &[String], by: bool) {
         let addr = series.as_ptr() as usize;
         if self.by_series.0 != addr || self.by_series.1.len() != series.len() {
-            let labels = &mut self.labels;
-            let ids = series
-                .iter()
-                .map(|s| {
-                    self.ids.id_by_key(
-                        &s.labels,
-                        |l| group_key(l, names, by),
-                        |_, l| labels.push(Arc::new(group_of(l, names, by))),
-                    )
-                })
-                .collect();
+            let ids = series_groups(&mut self.ids, &mut self.labels, series, names, by);
             self.by_series = (addr, ids);
         }
+    }
+}
+
+/// The group id of every series under `by`/`without` `names`; groups seen for the first time
+/// get the next ids and their output labels are appended to `labels`.
+fn series_groups(
+    ids: &mut KeyIds,
+    labels: &mut Vec<Labels>,
+    series: &[StoredSeries],
+    names: &[String],
+    by: bool,
+) -> Vec<usize> {
+    series
+        .iter()
+        .map(|s| {
+            ids.id_by_key(
+                &s.labels,
+                |l| group_key(l, names, by),
+                |_, l| labels.push(Arc::new(group_of(l, names, by))),
+            )
+        })
+        .collect()
+}
+
+/// The grouping of an aggregation's input series: each series' group id (ids in order of
+/// first appearance) and each group's output labels.
+pub(crate) fn group_series(
+    a: &AggregateExpr,
+    series: &[StoredSeries],
+) -> (Vec<usize>, Vec<Labels>) {
+    let (by, names) = modifier(a);
+    let mut labels = Vec::new();
+    let ids = series_groups(&mut KeyIds::default(), &mut labels, series, names, by);
+    (ids, labels)
+}
+
+/// Whether an aggregation groups `by` its label names (or `without` them), and the names.
+fn modifier(a: &AggregateExpr) -> (bool, &[String]) {
+    match &a.modifier {
+        Some(LabelModifier::Include(ls)) => (true, &ls.labels),
+        Some(LabelModifier::Exclude(ls)) => (false, &ls.labels),
+        None => (true, &[]),
     }
 }
 
@@ -250,15 +281,90 @@ impl Slots {
     }
 }
 
-#[derive(Debug)]
-struct Group {
-    labels: Labels,
-    drop_name: bool,
-    count: f64,
+/// The running value of one group under a simple aggregation (not `quantile`, whose values
+/// are kept whole): what `sum`, `avg`, `min`, `max`, `count`, `group`, `stddev` and `stdvar`
+/// need, updated as Prometheus does so that results match it bit for bit.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Acc {
+    /// Values added; 0 for a group without any yet.
+    pub(crate) count: f64,
     value: f64,
     comp: f64,
     mean: f64,
     incremental: bool,
+}
+
+impl Acc {
+    /// A group's state after its first value.
+    pub(crate) fn first(op: u16, f: f64) -> Self {
+        let spread = op == T_STDDEV || op == T_STDVAR;
+        Acc {
+            count: 1.0,
+            // Prometheus: a NaN or infinite first value makes the variance NaN.
+            value: if spread { if f.is_finite() { 0.0 } else { f64::NAN } } else { f },
+            comp: 0.0,
+            mean: f,
+            incremental: false,
+        }
+    }
+
+    /// Adds a value to a group that has one already.
+    #[inline]
+    pub(crate) fn add(&mut self, op: u16, f: f64) {
+        self.count += 1.0;
+        match op {
+            T_SUM => (self.value, self.comp) = kahan_inc(f, self.value, self.comp),
+            T_AVG => {
+                if !self.incremental {
+                    let (nv, nc) = kahan_inc(f, self.value, self.comp);
+                    if !nv.is_infinite() {
+                        (self.value, self.comp) = (nv, nc);
+                        return;
+                    }
+                    self.incremental = true;
+                    self.mean = self.value / (self.count - 1.0);
+                    self.comp /= self.count - 1.0;
+                }
+                let q = (self.count - 1.0) / self.count;
+                (self.mean, self.comp) = kahan_inc(f / self.count, q * self.mean, q * self.comp);
+            }
+            T_MIN if self.value > f || self.value.is_nan() => self.value = f,
+            T_MAX if self.value < f || self.value.is_nan() => self.value = f,
+            T_STDDEV | T_STDVAR => {
+                let delta = f - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (f - self.mean);
+            }
+            _ => {}
+        }
+    }
+
+    /// The group's result.
+    pub(crate) fn result(&self, op: u16) -> f64 {
+        match op {
+            T_SUM => self.value + self.comp,
+            T_AVG if self.incremental => self.mean + self.comp,
+            T_AVG => self.value / self.count + self.comp / self.count,
+            T_COUNT => self.count,
+            T_GROUP => 1.0,
+            T_STDVAR => self.value / self.count,
+            T_STDDEV => (self.value / self.count).sqrt(),
+            _ => self.value,
+        }
+    }
+}
+
+/// Whether [`Acc`] computes operator `op`.
+pub(crate) fn accumulates(op: u16) -> bool {
+    matches!(op, T_SUM | T_AVG | T_MIN | T_MAX | T_COUNT | T_GROUP | T_STDDEV | T_STDVAR)
+}
+
+#[derive(Debug)]
+struct Group {
+    labels: Labels,
+    drop_name: bool,
+    acc: Acc,
+    /// `quantile`'s values.
     values: Vec<f64>,
 }
 
@@ -271,80 +377,36 @@ fn simple(
     param: &Param,
     t: i64,
 ) -> Result<Vec<Elem>, EvalError> {
+    if op != T_QUANTILE && !accumulates(op) {
+        return Err(EvalError::BadData(format!("unknown aggregation operator {op}")));
+    }
     let mut groups: Vec<Group> = Vec::new();
     let mut slots = Slots::with_groups(labels.len());
     for (gid, f, drop_name) in items {
         let Some(i) = slots.get_or_insert(gid, groups.len()) else {
-            let spread = op == T_STDDEV || op == T_STDVAR;
             groups.push(Group {
                 labels: Arc::clone(&labels[gid]),
                 drop_name,
-                count: 1.0,
-                // Prometheus: a NaN or infinite first value makes the variance NaN.
-                value: if spread { if f.is_finite() { 0.0 } else { f64::NAN } } else { f },
-                comp: 0.0,
-                mean: f,
-                incremental: false,
+                acc: Acc::first(op, f),
                 values: if op == T_QUANTILE { vec![f] } else { Vec::new() },
             });
             continue;
         };
         let g = &mut groups[i];
         g.drop_name |= drop_name;
-        g.count += 1.0;
-        match op {
-            T_SUM => (g.value, g.comp) = kahan_inc(f, g.value, g.comp),
-            T_AVG => {
-                if !g.incremental {
-                    let (nv, nc) = kahan_inc(f, g.value, g.comp);
-                    if !nv.is_infinite() {
-                        (g.value, g.comp) = (nv, nc);
-                        continue;
-                    }
-                    g.incremental = true;
-                    g.mean = g.value / (g.count - 1.0);
-                    g.comp /= g.count - 1.0;
-                }
-                let q = (g.count - 1.0) / g.count;
-                (g.mean, g.comp) = kahan_inc(f / g.count, q * g.mean, q * g.comp);
-            }
-            T_MIN => {
-                if g.value > f || g.value.is_nan() {
-                    g.value = f;
-                }
-            }
-            T_MAX => {
-                if g.value < f || g.value.is_nan() {
-                    g.value = f;
-                }
-            }
-            T_STDDEV | T_STDVAR => {
-                let delta = f - g.mean;
-                g.mean += delta / g.count;
-                g.value += delta * (f - g.mean);
-            }
-            T_QUANTILE => g.values.push(f),
-            T_COUNT | T_GROUP => {}
-            other => {
-                return Err(EvalError::BadData(format!("unknown aggregation operator {other}")));
-            }
+        if op == T_QUANTILE {
+            g.values.push(f);
+        } else {
+            g.acc.add(op, f);
         }
     }
     let mut out = Vec::with_capacity(groups.len());
     for g in groups {
         let v = match op {
-            T_SUM => g.value + g.comp,
-            T_AVG if g.incremental => g.mean + g.comp,
-            T_AVG => g.value / g.count + g.comp / g.count,
-            T_COUNT => g.count,
-            T_GROUP => 1.0,
-            T_STDVAR => g.value / g.count,
-            T_STDDEV => (g.value / g.count).sqrt(),
             T_QUANTILE => quantile(param.number()?, g.values),
-            _ => g.value,
+            _ => g.acc.result(op),
         };
-        let drop_name = g.drop_name;
-        out.push(Elem { labels: g.labels, t, v, drop_name });
+        out.push(Elem { labels: g.labels, t, v, drop_name: g.drop_name });
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@
 use super::EvalError;
 use super::aggregate::Groups;
 use super::binary::Matching;
-use super::columns::{Columns, ColumnsKey};
+use super::columns::{Columns, ColumnsKey, Fused};
 use super::plan::{Fetched, at_ms, ms, offset_ms, selector_id};
 use super::types::{Elem, Inst, RangeSeries, key_of};
 use super::{aggregate, binary, functions};
@@ -39,6 +39,8 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) infos: Vec<String>,
     /// Nodes evaluated series-major (range queries only).
     pub(crate) columns: HashMap<ColumnsKey, Columns<'a>>,
+    /// Aggregations fused with their series-major input, by node address.
+    pub(crate) fused: HashMap<usize, Fused<'a>>,
     /// Grouping of each aggregation node, remembered across steps.
     pub(crate) groups: HashMap<usize, Groups>,
     /// Vector matching of each binary node, remembered across steps.

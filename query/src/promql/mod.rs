@@ -257,6 +257,16 @@ impl Engine {
             }
             data.insert(id, selected.series.into_iter().map(plan::stored).collect());
         }
+        let fetched = Instant::now();
+        let series_major = if self.series_major {
+            columns::plan(
+                expr,
+                &data,
+                columns::Grid { start, end, step, lookback: window.lookback },
+            )
+        } else {
+            columns::Plan::default()
+        };
         let mut ev = Evaluator {
             data: &data,
             query_start: start,
@@ -271,15 +281,8 @@ impl Engine {
             samples: 0,
             warnings: Vec::new(),
             infos: Vec::new(),
-            columns: if self.series_major {
-                columns::plan(
-                    expr,
-                    &data,
-                    columns::Grid { start, end, step, lookback: window.lookback },
-                )
-            } else {
-                HashMap::new()
-            },
+            columns: series_major.columns,
+            fused: series_major.fused,
             groups: HashMap::new(),
             matching: HashMap::new(),
         };
@@ -289,6 +292,11 @@ impl Engine {
             range(&mut ev, expr, start, end, step)?
         };
         warnings.append(&mut ev.warnings);
+        tracing::debug!(
+            fetch_ms = (fetched - began).as_secs_f64() * 1e3,
+            eval_ms = fetched.elapsed().as_secs_f64() * 1e3,
+            "query evaluated"
+        );
         Ok(Annotated { result: QueryResult { value, warnings }, infos: ev.infos })
     }
 }

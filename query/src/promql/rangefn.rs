@@ -151,7 +151,7 @@ pub(crate) fn keeps_name(name: &str) -> bool {
     matches!(name, "last_over_time" | "first_over_time")
 }
 
-fn quantile_warning(ev: &mut Evaluator<'_>, name: &str, scalars: &[f64]) {
+pub(crate) fn quantile_warning(ev: &mut Evaluator<'_>, name: &str, scalars: &[f64]) {
     if name == "quantile_over_time" {
         let q = scalars.first().copied().unwrap_or(f64::NAN);
         if !(0.0..=1.0).contains(&q) {

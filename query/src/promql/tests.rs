@@ -310,6 +310,17 @@ fn series_major_range_queries_match_step_by_step() {
             "sum without (instance) (temp)",
             "label_replace(temp, \"x\", \"$1\", \"instance\", \"(.*)\")",
             "histogram_quantile(0.5, rate(req_total[5m]))",
+            "avg by (job) (temp)",
+            "stddev(rate(req_total[5m]))",
+            "stdvar without (instance) (temp)",
+            "min by (job) (irate(req_total[1m]))",
+            "max(temp offset 3m)",
+            "group by (job) (temp @ 1200)",
+            "avg(sum_over_time(temp[3m]))",
+            "sum by (__name__) (rate(req_total[5m]))",
+            "topk(1, sum by (job) (temp))",
+            "sum(quantile_over_time(2, temp[7m]))",
+            "count(temp) by (job, instance)",
         ]
         .map(String::from),
     );

@@ -211,13 +211,16 @@ impl Storage {
         let matchers = compile(&req.matchers)?;
         let max_series = effective_limit(req.max_series, self.cfg.max_series_per_select);
         let max_samples = effective_limit(req.max_samples, self.cfg.max_samples_per_select);
+        let began = Instant::now();
         let matched = self.matched(&req.tenant, &[matchers], req.start_ms, req.end_ms)?;
+        let index_done = Instant::now();
         let wanted: Vec<(u64, &[i32])> = matched
             .series
             .iter()
             .map(|(id, _, days)| (*id, days.as_deref().unwrap_or(&matched.days)))
             .collect();
         let read = self.read_samples(&wanted, req.start_ms, req.end_ms)?;
+        let read_done = Instant::now();
         let mut out = Vec::new();
         let mut total = 0usize;
         for ((_, entry, _), samples) in matched.series.iter().zip(read) {
@@ -242,6 +245,14 @@ impl Storage {
             out.push(Series { labels: entry.labels.clone(), samples });
         }
         out.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+        tracing::debug!(
+            series = out.len(),
+            samples = total,
+            index_ms = (index_done - began).as_secs_f64() * 1e3,
+            read_ms = (read_done - index_done).as_secs_f64() * 1e3,
+            build_ms = read_done.elapsed().as_secs_f64() * 1e3,
+            "select"
+        );
         Ok(out)
     }
 

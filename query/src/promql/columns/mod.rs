@@ -22,6 +22,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod fused;
+pub(crate) use fused::Fused;
+
 /// Steps computed per chunk at most.
 const CHUNK: usize = 64;
 /// Answers held per chunk at most (about 24 MiB), so many series mean shorter chunks.
@@ -140,25 +143,25 @@ pub(crate) struct Columns<'a> {
     chunk: Vec<Option<Step>>,
 }
 
+/// The nodes of a query evaluated series-major.
+#[derive(Debug, Default)]
+pub(crate) struct Plan<'a> {
+    /// Instant selectors and range functions, by node.
+    pub(crate) columns: HashMap<ColumnsKey, Columns<'a>>,
+    /// Aggregations fused with such an input, by the aggregation's address.
+    pub(crate) fused: HashMap<usize, Fused<'a>>,
+}
+
 /// Finds the nodes of `expr` to evaluate series-major (none for a single step).
-pub(crate) fn plan<'a>(
-    expr: &Expr,
-    data: &'a Fetched,
-    grid: Grid,
-) -> HashMap<ColumnsKey, Columns<'a>> {
-    let mut out = HashMap::new();
+pub(crate) fn plan<'a>(expr: &Expr, data: &'a Fetched, grid: Grid) -> Plan<'a> {
+    let mut out = Plan::default();
     if grid.step > 0 && grid.end > grid.start && grid.steps().is_some() {
         collect(expr, data, grid, &mut out);
     }
     out
 }
 
-fn collect<'a>(
-    expr: &Expr,
-    data: &'a Fetched,
-    grid: Grid,
-    out: &mut HashMap<ColumnsKey, Columns<'a>>,
-) {
+fn collect<'a>(expr: &Expr, data: &'a Fetched, grid: Grid, out: &mut Plan<'a>) {
     match expr {
         Expr::Paren(p) => collect(&p.expr, data, grid, out),
         Expr::Unary(u) => collect(&u.expr, data, grid, out),
@@ -167,6 +170,10 @@ fn collect<'a>(
             collect(&b.rhs, data, grid, out);
         }
         Expr::Aggregate(a) => {
+            if let Some(f) = fused::plan(a, data, grid) {
+                out.fused.insert(a as *const _ as usize, f);
+                return;
+            }
             if let Some(p) = &a.param {
                 collect(p, data, grid, out);
             }
@@ -174,7 +181,7 @@ fn collect<'a>(
         }
         Expr::Call(c) => {
             if let Some(cols) = range_call(c, data, grid) {
-                out.insert(ColumnsKey::call(c), cols);
+                out.columns.insert(ColumnsKey::call(c), cols);
             } else {
                 c.args.args.iter().for_each(|a| collect(a, data, grid, out));
             }
@@ -182,7 +189,7 @@ fn collect<'a>(
         Expr::VectorSelector(vs) => {
             if let Some(series) = data.get(&selector_id(vs)) {
                 let cols = Columns::new(series, Kind::Instant, grid, vs, false);
-                out.insert(ColumnsKey::selector(vs), cols);
+                out.columns.insert(ColumnsKey::selector(vs), cols);
             }
         }
         // Subqueries evaluate their inner expression at their own times.

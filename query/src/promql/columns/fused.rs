@@ -1,0 +1,364 @@
+//! Aggregations fused with their series-major input: `sum by (job) (rate(x[5m]))` or
+//! `count by (mode) (x)` computed a block of steps at a time straight into each step's group
+//! values, without building the input's elements.
+//!
+//! Threads split the steps, not the series: every thread walks all series in order for its
+//! own steps, so each group sees its values in series order and the results (Kahan sums,
+//! averages, variances), sample accounting and annotations are those of the step-by-step
+//! path, bit for bit.
+
+use super::{Columns, Grid, Kind, advance, range_call, unparen};
+use crate::promql::EvalError;
+use crate::promql::aggregate::{Acc, accumulates, group_series};
+use crate::promql::eval::Evaluator;
+use crate::promql::plan::{Fetched, selector_id};
+use crate::promql::rangefn;
+use crate::promql::types::{Elem, Labels};
+use basin_proto::is_stale_nan;
+use promql_parser::parser::{AggregateExpr, Expr};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Group values held per block at most, so many groups mean shorter blocks.
+const BLOCK_ACCS: usize = 1 << 18;
+
+/// Series × steps below which a block is computed on one thread. Tests use a handful, so
+/// their comparisons with step-by-step evaluation cover the split.
+const CELLS_PER_THREAD: usize = if cfg!(test) { 4 } else { 1 << 16 };
+
+/// An aggregation node whose input is evaluated series-major.
+#[derive(Debug)]
+pub(crate) struct Fused<'a> {
+    input: Columns<'a>,
+    op: u16,
+    /// Group id of each input series.
+    group: Vec<u32>,
+    /// Output labels by group id.
+    labels: Vec<Labels>,
+    /// Step index of `block[0]`.
+    first: usize,
+    /// Answers of the current block, `None` once taken.
+    block: Vec<Option<Step>>,
+}
+
+/// One step's answer.
+#[derive(Debug, Default)]
+struct Step {
+    /// Group values, groups in order of first appearance among the series.
+    values: Vec<(u32, f64)>,
+    /// Samples loaded, as the step-by-step path accounts them.
+    loaded: usize,
+    /// Series whose "not a counter" info is first raised at this step.
+    infos: Vec<u32>,
+}
+
+/// A fused node for aggregation `a` when its operator keeps running values and its input is
+/// an instant selector or a range function evaluated series-major.
+pub(crate) fn plan<'a>(a: &AggregateExpr, data: &'a Fetched, grid: Grid) -> Option<Fused<'a>> {
+    let op = a.op.id();
+    if a.param.is_some() || !accumulates(op) {
+        return None;
+    }
+    let input = match unparen(&a.expr) {
+        Expr::Call(c) => range_call(c, data, grid)?,
+        Expr::VectorSelector(vs) => {
+            let series = data.get(&selector_id(vs))?;
+            Columns::new(series, Kind::Instant, grid, vs, false)
+        }
+        _ => return None,
+    };
+    let (ids, labels) = group_series(a, input.series);
+    let group = ids.into_iter().map(|g| u32::try_from(g).ok()).collect::<Option<_>>()?;
+    Some(Fused { input, op, group, labels, first: 0, block: Vec::new() })
+}
+
+impl Fused<'_> {
+    /// The answer at step `k`, computing its block when `k` lies past the current one;
+    /// `None` when it was taken already or lies behind. Fails past `deadline`.
+    fn take(&mut self, k: usize, deadline: Instant) -> Result<Option<Step>, ()> {
+        if k >= self.input.steps || k < self.first {
+            return Ok(None);
+        }
+        if k >= self.first + self.block.len() {
+            self.fill(k, deadline)?;
+        }
+        Ok(self.block.get_mut(k - self.first).and_then(Option::take))
+    }
+
+    /// Computes the block of steps starting at `from`, its steps split among threads.
+    fn fill(&mut self, from: usize, deadline: Instant) -> Result<(), ()> {
+        let groups = self.labels.len().max(1);
+        let n = (BLOCK_ACCS / groups).clamp(1, self.input.steps - from);
+        let times: Vec<(i64, i64)> = (from..from + n)
+            .map(|k| {
+                (self.input.grid.start + self.input.grid.step * k as i64, self.input.read_time(k))
+            })
+            .collect();
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let cells = self.input.series.len().saturating_mul(n);
+        let threads = (cells / CELLS_PER_THREAD).clamp(1, cores.min(n));
+        let share = n.div_ceil(threads);
+        let (op, group, lookback) = (self.op, self.group.as_slice(), self.input.grid.lookback);
+        let input = Input::of(&self.input);
+        let parts: Vec<Result<Part, ()>> = std::thread::scope(|scope| {
+            let jobs = times.chunks(share).map(|times| {
+                let input = &input;
+                move || fill_part(input, op, group, groups, times, lookback, deadline)
+            });
+            let mut jobs = jobs.collect::<Vec<_>>().into_iter();
+            let first = jobs.next();
+            let handles: Vec<_> = jobs.map(|job| scope.spawn(job)).collect();
+            let mut out: Vec<Result<Part, ()>> = first.into_iter().map(|job| job()).collect();
+            out.extend(handles.into_iter().map(|h| h.join().unwrap_or(Err(()))));
+            out
+        });
+        let mut block = Vec::with_capacity(n);
+        let mut pending = match &mut self.input.kind {
+            Kind::Range { info_pending, .. } => Some(info_pending),
+            Kind::Instant => None,
+        };
+        for part in parts {
+            let part = part?;
+            let offset = block.len();
+            block.extend(part.steps);
+            // A series' info is raised at its first step with samples, over all parts.
+            if let Some(pending) = pending.as_mut() {
+                for (k, i) in part.infos {
+                    if std::mem::take(&mut pending[i as usize]) {
+                        block[offset + k].infos.push(i);
+                    }
+                }
+            }
+        }
+        self.first = from;
+        self.block = block.into_iter().map(Some).collect();
+        Ok(())
+    }
+}
+
+/// What the threads read of the input.
+struct Input<'s> {
+    series: &'s [crate::promql::plan::StoredSeries],
+    /// `Some((func, range, scalars, live, info_pending, resets))` for a range function.
+    range: Option<RangeInput<'s>>,
+}
+
+struct RangeInput<'s> {
+    func: &'static str,
+    range: i64,
+    scalars: &'s [f64],
+    live: &'s [std::borrow::Cow<'s, [(i64, f64)]>],
+    info_pending: &'s [bool],
+    resets: &'s [bool],
+}
+
+impl<'s> Input<'s> {
+    fn of(c: &'s Columns<'_>) -> Self {
+        let range = match &c.kind {
+            Kind::Instant => None,
+            Kind::Range { func, range, scalars, live, info_pending, resets } => {
+                Some(RangeInput { func, range: *range, scalars, live, info_pending, resets })
+            }
+        };
+        Input { series: c.series, range }
+    }
+}
+
+/// One thread's steps.
+struct Part {
+    steps: Vec<Step>,
+    /// `(step in part, series)`: the first step of the part at which a series whose info is
+    /// pending has samples.
+    infos: Vec<(usize, u32)>,
+}
+
+/// Computes the steps at `times` over all series, in series order.
+fn fill_part(
+    input: &Input<'_>,
+    op: u16,
+    group: &[u32],
+    groups: usize,
+    times: &[(i64, i64)],
+    lookback: i64,
+    deadline: Instant,
+) -> Result<Part, ()> {
+    let n = times.len();
+    let mut accs = vec![Acc::default(); n * groups];
+    let mut steps: Vec<Step> = (0..n).map(|_| Step::default()).collect();
+    let mut infos = Vec::new();
+    let (Some(&(_, first)), Some(&(_, last))) = (times.first(), times.last()) else {
+        return Ok(Part { steps, infos });
+    };
+    let mut add = |k: usize, g: u32, v: f64, steps: &mut [Step]| {
+        let acc = &mut accs[k * groups + g as usize];
+        if acc.count == 0.0 {
+            *acc = Acc::first(op, v);
+            steps[k].values.push((g, 0.0));
+        } else {
+            acc.add(op, v);
+        }
+    };
+    for (i, s) in input.series.iter().enumerate() {
+        if i % 1024 == 0 && Instant::now() > deadline {
+            return Err(());
+        }
+        let g = group[i];
+        match &input.range {
+            None => {
+                let p = &s.points;
+                // Points at or before each reading time; the last of them is the candidate.
+                let mut c = p.partition_point(|x| x.0 <= first);
+                if c == 0 && p.first().is_none_or(|x| x.0 > last) {
+                    continue;
+                }
+                for (k, &(_, at)) in times.iter().enumerate() {
+                    while c < p.len() && p[c].0 <= at {
+                        c += 1;
+                    }
+                    let Some(&(ts, v)) = c.checked_sub(1).and_then(|j| p.get(j)) else {
+                        continue;
+                    };
+                    if ts <= at.saturating_sub(lookback) || is_stale_nan(v) {
+                        continue;
+                    }
+                    steps[k].loaded += 1;
+                    add(k, g, v, &mut steps);
+                }
+            }
+            Some(r) => {
+                let p: &[(i64, f64)] = &r.live[i];
+                let start = first.saturating_sub(r.range);
+                let mut lo = p.partition_point(|x| x.0 <= start);
+                let mut hi = lo;
+                let mut pending = r.info_pending[i];
+                for (k, &(t, end)) in times.iter().enumerate() {
+                    let start = end.saturating_sub(r.range);
+                    lo = advance(p, lo, start);
+                    hi = advance(p, hi.max(lo), end);
+                    let window = &p[lo..hi];
+                    if window.is_empty() {
+                        continue;
+                    }
+                    steps[k].loaded += window.len();
+                    if pending {
+                        pending = false;
+                        infos.push((k, i as u32));
+                    }
+                    let width = end - start;
+                    let v = rangefn::apply(
+                        r.func,
+                        window,
+                        r.resets[i],
+                        r.scalars,
+                        start,
+                        end,
+                        width,
+                        t,
+                    );
+                    if let Some(v) = v {
+                        add(k, g, v, &mut steps);
+                    }
+                }
+            }
+        }
+    }
+    for (k, step) in steps.iter_mut().enumerate() {
+        for (g, v) in &mut step.values {
+            *v = accs[k * groups + *g as usize].result(op);
+        }
+    }
+    Ok(Part { steps, infos })
+}
+
+impl Evaluator<'_> {
+    /// The answer of fused aggregation `node` at time `t`, with its samples accounted and its
+    /// annotations recorded; `None` when it must be evaluated step by step.
+    pub(crate) fn fused_at(&mut self, node: usize, t: i64) -> Result<Option<Vec<Elem>>, EvalError> {
+        let deadline = self.deadline;
+        let Some(f) = self.fused.get_mut(&node) else {
+            return Ok(None);
+        };
+        let g = f.input.grid;
+        if t < g.start || (t - g.start) % g.step != 0 {
+            return Ok(None);
+        }
+        let Ok(k) = usize::try_from((t - g.start) / g.step) else {
+            return Ok(None);
+        };
+        let step = match f.take(k, deadline) {
+            Ok(Some(step)) => step,
+            Ok(None) => return Ok(None),
+            Err(()) => return Err(EvalError::Timeout(self.timeout_text.clone())),
+        };
+        let series = f.input.series;
+        let drop_name = f.input.drop_name;
+        let elems = step
+            .values
+            .iter()
+            .map(|&(g, v)| Elem { labels: Arc::clone(&f.labels[g as usize]), t, v, drop_name })
+            .collect();
+        let range = match &f.input.kind {
+            Kind::Range { func, scalars, .. } => Some((*func, scalars.clone())),
+            Kind::Instant => None,
+        };
+        // As the unfused path does at every step: the input's accounting and annotations.
+        if let Some((func, scalars)) = range {
+            self.check_deadline()?;
+            self.account(step.loaded)?;
+            for &i in &step.infos {
+                let labels = &series[i as usize].labels;
+                if let Some(metric) = rangefn::not_a_counter(func, labels) {
+                    rangefn::counter_info(self, func, metric);
+                }
+            }
+            rangefn::quantile_warning(self, func, &scalars);
+        } else {
+            self.account(step.loaded)?;
+        }
+        Ok(Some(elems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::plan::StoredSeries;
+    use basin_proto::storage::Label;
+
+    fn fetched(expr: &Expr) -> Fetched {
+        let w = crate::promql::plan::Window {
+            query_start: 0,
+            query_end: 60_000,
+            lookback: 300_000,
+            default_sub_step: 60_000,
+        };
+        let mut requests = std::collections::HashMap::new();
+        crate::promql::plan::collect(expr, 0, 60_000, &w, None, &mut requests).expect("plans");
+        let series = StoredSeries {
+            labels: Arc::new(vec![Label { name: "job".into(), value: "a".into() }]),
+            points: vec![(0, 1.0), (60_000, 2.0)],
+            has_stale: false,
+        };
+        requests.into_keys().map(|id| (id, vec![series.clone()])).collect()
+    }
+
+    /// Which aggregations are fused: those with running values over a series-major input.
+    #[test]
+    fn fuses_running_aggregations_of_series_major_inputs() {
+        let grid = Grid { start: 0, end: 60_000, step: 15_000, lookback: 300_000 };
+        for (q, fused) in [
+            ("sum by (job) (rate(x[5m]))", 1),
+            ("count(x)", 1),
+            ("avg((x))", 1),
+            ("sum(rate(x[5m])) / count(x)", 2),
+            ("quantile(0.5, x)", 0),
+            ("topk(2, x)", 0),
+            ("sum(x + 1)", 0),
+            ("sum(rate(x[5m:1m]))", 0),
+        ] {
+            let expr = promql_parser::parser::parse(q).expect("parses");
+            let data = fetched(&expr);
+            assert_eq!(super::super::plan(&expr, &data, grid).fused.len(), fused, "{q}");
+        }
+    }
+}
