@@ -337,46 +337,99 @@ fn extrapolated(
     counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    if p.len() < 2 {
-        return None;
-    }
-    let (first_t, first_v) = p[0];
-    let (last_t, last_v) = p[p.len() - 1];
-    let mut result = last_v - first_v;
-    if counter && resets {
-        let mut prev = first_v;
-        for &(_, v) in &p[1..] {
-            if v < prev {
-                result += prev;
+    let w = Edges::of(p, counter && resets)?;
+    Some(w.extrapolate(range_start, range_end, Extrapolation::new(range, counter, is_rate)))
+}
+
+/// What extrapolation needs of a window of two or more samples.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edges {
+    pub(crate) first_t: i64,
+    pub(crate) last_t: i64,
+    pub(crate) first_v: f64,
+    /// Last minus first value, plus the value before each drop when resets count.
+    pub(crate) increase: f64,
+    /// Samples in the window, less one.
+    pub(crate) intervals: usize,
+}
+
+impl Edges {
+    /// The edges of window `p`; `None` below two samples. `resets`: compensate drops.
+    #[inline]
+    pub(crate) fn of(p: &[(i64, f64)], resets: bool) -> Option<Self> {
+        let (&(first_t, first_v), &(last_t, last_v)) = (p.first()?, p.last()?);
+        if p.len() < 2 {
+            return None;
+        }
+        let mut increase = last_v - first_v;
+        if resets {
+            let mut prev = first_v;
+            for &(_, v) in &p[1..] {
+                if v < prev {
+                    increase += prev;
+                }
+                prev = v;
             }
-            prev = v;
+        }
+        Some(Edges { first_t, last_t, first_v, increase, intervals: p.len() - 1 })
+    }
+
+    /// `rate`, `increase` or `delta` of the window `(range_start, range_end]`, as Prometheus
+    /// computes it, operation for operation. Branch-free, so that many windows in a row
+    /// overlap in the pipeline.
+    #[inline(always)]
+    pub(crate) fn extrapolate(&self, range_start: i64, range_end: i64, x: Extrapolation) -> f64 {
+        let result = self.increase;
+        let to_start = (self.first_t - range_start) as f64 / 1000.0;
+        let mut to_end = (range_end - self.last_t) as f64 / 1000.0;
+        let sampled = (self.last_t - self.first_t) as f64 / 1000.0;
+        let avg_step = sampled / self.intervals as f64;
+        let threshold = avg_step * 1.1;
+        let mut to_start = if to_start >= threshold { avg_step / 2.0 } else { to_start };
+        if x.counter {
+            let to_zero = if result > 0.0 && self.first_v >= 0.0 {
+                sampled * (self.first_v / result)
+            } else {
+                to_start
+            };
+            to_start = if to_zero < to_start { to_zero } else { to_start };
+        }
+        to_end = if to_end >= threshold { avg_step / 2.0 } else { to_end };
+        let mut factor = (sampled + to_start + to_end) / sampled;
+        if x.is_rate {
+            factor /= x.range_s;
+        }
+        result * factor
+    }
+}
+
+/// Which of `rate`, `increase` and `delta` to compute, over which range.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Extrapolation {
+    range_s: f64,
+    counter: bool,
+    is_rate: bool,
+}
+
+impl Extrapolation {
+    fn new(range: i64, counter: bool, is_rate: bool) -> Self {
+        Extrapolation { range_s: range as f64 / 1000.0, counter, is_rate }
+    }
+
+    /// The extrapolation of range function `func` over `range` ms, if it is one.
+    pub(crate) fn of(func: &str, range: i64) -> Option<Self> {
+        match func {
+            "rate" => Some(Self::new(range, true, true)),
+            "increase" => Some(Self::new(range, true, false)),
+            "delta" => Some(Self::new(range, false, false)),
+            _ => None,
         }
     }
-    let mut to_start = (first_t - range_start) as f64 / 1000.0;
-    let mut to_end = (range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_step = sampled / (p.len() - 1) as f64;
-    let threshold = avg_step * 1.1;
-    if to_start >= threshold {
-        to_start = avg_step / 2.0;
+
+    /// Whether counter resets are compensated.
+    pub(crate) fn counter(&self) -> bool {
+        self.counter
     }
-    if counter {
-        let mut to_zero = to_start;
-        if result > 0.0 && first_v >= 0.0 {
-            to_zero = sampled * (first_v / result);
-        }
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = avg_step / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if is_rate {
-        factor /= range as f64 / 1000.0;
-    }
-    Some(result * factor)
 }
 
 /// Least-squares slope and intercept at `intercept_t` (x in seconds from it).

@@ -290,6 +290,22 @@ impl Reader<'_> {
 
 /// Decodes a chunk.
 pub fn decode(b: &[u8]) -> Result<Vec<Sample>, CodecError> {
+    let mut out = Vec::new();
+    decode_into(b, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a chunk, appending its samples to `out` (which is left as it was on error).
+pub fn decode_into(b: &[u8], out: &mut Vec<Sample>) -> Result<(), CodecError> {
+    let base = out.len();
+    let result = decode_samples(b, out, base);
+    if result.is_err() {
+        out.truncate(base);
+    }
+    result
+}
+
+fn decode_samples(b: &[u8], all: &mut Vec<Sample>, base: usize) -> Result<(), CodecError> {
     let mut r = Reader { b, pos: 0 };
     let version = r.byte("version")?;
     if version != VERSION && version != VERSION_1 {
@@ -314,9 +330,10 @@ pub fn decode(b: &[u8]) -> Result<Vec<Sample>, CodecError> {
         return Err(CodecError::Truncated("samples"));
     }
     let n = n as usize;
-    let mut out = vec![Sample { timestamp_ms: 0, value: 0.0 }; n];
+    all.resize(base + n, Sample { timestamp_ms: 0, value: 0.0 });
+    let out = &mut all[base..];
     if n == 0 {
-        return finish(&r, out);
+        return finish(&r);
     }
     r.sequence(version, n, "timestamps", |i, t| out[i].timestamp_ms = t)?;
     if mode == MODE_INT {
@@ -345,14 +362,14 @@ pub fn decode(b: &[u8]) -> Result<Vec<Sample>, CodecError> {
             s.value = f64::from_bits(prev);
         }
     }
-    finish(&r, out)
+    finish(&r)
 }
 
-fn finish(r: &Reader<'_>, out: Vec<Sample>) -> Result<Vec<Sample>, CodecError> {
+fn finish(r: &Reader<'_>) -> Result<(), CodecError> {
     if r.pos != r.b.len() {
         return Err(CodecError::Trailing(r.b.len() - r.pos));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -389,20 +389,19 @@ impl<'a> ChunkReader<'a> {
             if kid != id || kday != day {
                 break;
             }
-            let mut chunk = codec::decode(v).map_err(|e| corrupt(e.to_string()))?;
+            // Decoded straight into the output; a time-ordered chunk's samples in
+            // `[lo, hi]` are one run of it, and the rest is cut off again.
+            let base = out.len();
+            codec::decode_into(v, &mut out).map_err(|e| corrupt(e.to_string()))?;
+            let chunk = &out[base..];
             if chunk.first().is_some_and(|s| s.timestamp_ms > hi) {
+                out.truncate(base);
                 break;
             }
-            // A chunk is time-ordered, so the samples in `[lo, hi]` are one run of it; the
-            // first chunk read becomes the output itself when nothing precedes the run.
-            let a = chunk.partition_point(|s| s.timestamp_ms < lo);
-            let b = chunk.partition_point(|s| s.timestamp_ms <= hi);
-            if out.is_empty() && a == 0 {
-                chunk.truncate(b);
-                out = chunk;
-            } else {
-                out.extend_from_slice(&chunk[a..b.max(a)]);
-            }
+            let a = base + chunk.partition_point(|s| s.timestamp_ms < lo);
+            let b = base + chunk.partition_point(|s| s.timestamp_ms <= hi);
+            out.truncate(b.max(a));
+            out.drain(base..a);
             it.next();
         }
         it.status()?;

@@ -7,12 +7,12 @@
 //! averages, variances), sample accounting and annotations are those of the step-by-step
 //! path, bit for bit.
 
-use super::{Columns, Grid, Kind, advance, range_call, unparen};
+use super::{Columns, Grid, Kind, advance, range_call, seek, unparen};
 use crate::promql::EvalError;
 use crate::promql::aggregate::{Acc, accumulates, group_series};
 use crate::promql::eval::Evaluator;
 use crate::promql::plan::{Fetched, selector_id};
-use crate::promql::rangefn;
+use crate::promql::rangefn::{self, Edges, Extrapolation};
 use crate::promql::types::{Elem, Labels};
 use basin_proto::is_stale_nan;
 use promql_parser::parser::{AggregateExpr, Expr};
@@ -145,6 +145,8 @@ struct Input<'s> {
 
 struct RangeInput<'s> {
     func: &'static str,
+    /// Set for `rate`, `increase` and `delta`, computed in a batch per series.
+    extrapolation: Option<Extrapolation>,
     range: i64,
     scalars: &'s [f64],
     live: &'s [std::borrow::Cow<'s, [(i64, f64)]>],
@@ -156,9 +158,15 @@ impl<'s> Input<'s> {
     fn of(c: &'s Columns<'_>) -> Self {
         let range = match &c.kind {
             Kind::Instant => None,
-            Kind::Range { func, range, scalars, live, info_pending, resets } => {
-                Some(RangeInput { func, range: *range, scalars, live, info_pending, resets })
-            }
+            Kind::Range { func, range, scalars, live, info_pending, resets } => Some(RangeInput {
+                func,
+                extrapolation: Extrapolation::of(func, *range),
+                range: *range,
+                scalars,
+                live,
+                info_pending,
+                resets,
+            }),
         };
         Input { series: c.series, range }
     }
@@ -186,6 +194,7 @@ fn fill_part(
     let mut accs = vec![Acc::default(); n * groups];
     let mut steps: Vec<Step> = (0..n).map(|_| Step::default()).collect();
     let mut infos = Vec::new();
+    let mut edges = Vec::with_capacity(n);
     let (Some(&(_, first)), Some(&(_, last))) = (times.first(), times.last()) else {
         return Ok(Part { steps, infos });
     };
@@ -207,7 +216,7 @@ fn fill_part(
             None => {
                 let p = &s.points;
                 // Points at or before each reading time; the last of them is the candidate.
-                let mut c = p.partition_point(|x| x.0 <= first);
+                let mut c = seek(p, first);
                 if c == 0 && p.first().is_none_or(|x| x.0 > last) {
                     continue;
                 }
@@ -228,9 +237,11 @@ fn fill_part(
             Some(r) => {
                 let p: &[(i64, f64)] = &r.live[i];
                 let start = first.saturating_sub(r.range);
-                let mut lo = p.partition_point(|x| x.0 <= start);
+                let mut lo = seek(p, start);
                 let mut hi = lo;
                 let mut pending = r.info_pending[i];
+                let resets = r.extrapolation.is_some_and(|x| x.counter()) && r.resets[i];
+                edges.clear();
                 for (k, &(t, end)) in times.iter().enumerate() {
                     let start = end.saturating_sub(r.range);
                     lo = advance(p, lo, start);
@@ -244,7 +255,14 @@ fn fill_part(
                         pending = false;
                         infos.push((k, i as u32));
                     }
-                    let width = end - start;
+                    if r.extrapolation.is_some() {
+                        // Gathered first and computed below in one run, where the windows'
+                        // divisions overlap instead of waiting on this loop's branches.
+                        if let Some(e) = Edges::of(window, resets) {
+                            edges.push((k, start, end, e));
+                        }
+                        continue;
+                    }
                     let v = rangefn::apply(
                         r.func,
                         window,
@@ -252,11 +270,16 @@ fn fill_part(
                         r.scalars,
                         start,
                         end,
-                        width,
+                        end - start,
                         t,
                     );
                     if let Some(v) = v {
                         add(k, g, v, &mut steps);
+                    }
+                }
+                if let Some(x) = r.extrapolation {
+                    for &(k, start, end, e) in &edges {
+                        add(k, g, e.extrapolate(start, end, x), &mut steps);
                     }
                 }
             }
