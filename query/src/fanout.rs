@@ -502,7 +502,16 @@ impl SeriesSource for FanoutSource {
                 async move { node.select(req).await }
             })
             .await?;
-        Ok(Selected { series: merge_series(answers), warnings })
+        let series = match <[_; 1]>::try_from(answers) {
+            // One node answered: its series are distinct, and the engine puts samples in order
+            // itself (`plan::stored`), in the pass it makes over them anyway.
+            Ok([mut only]) => {
+                only.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+                only
+            }
+            Err(answers) => merge_series(answers),
+        };
+        Ok(Selected { series, warnings })
     }
 }
 

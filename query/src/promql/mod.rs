@@ -258,6 +258,14 @@ impl Engine {
             data.insert(id, selected.series.into_iter().map(plan::stored).collect());
         }
         let fetched = Instant::now();
+        if self.series_major {
+            let grid = columns::Grid { start, end, step, lookback: window.lookback };
+            let max = self.opts.max_samples;
+            if let Some(m) = columns::selector_matrix(expr, &mut data, grid, max, deadline)? {
+                let result = QueryResult { value: Value::Matrix(m), warnings };
+                return Ok(Annotated { result, infos: Vec::new() });
+            }
+        }
         let series_major = if self.series_major {
             columns::plan(
                 expr,

@@ -40,6 +40,9 @@ pub(crate) struct StoredSeries {
     pub(crate) points: Vec<(i64, f64)>,
     /// Whether any sample is a staleness marker (range windows must then skip them).
     pub(crate) has_stale: bool,
+    /// Whether some value (staleness markers left out) is below the one before it: a
+    /// counter reset somewhere.
+    pub(crate) has_drop: bool,
 }
 
 /// Everything fetched for one query, by selector.
@@ -205,12 +208,57 @@ fn add(
 /// The samples become points in place: `Sample` and `(i64, f64)` have the same size, so the
 /// standard library reuses the allocation (no second copy of every selected sample).
 pub(crate) fn stored(series: storage::Series) -> StoredSeries {
-    let points: Vec<(i64, f64)> =
-        series.samples.into_iter().map(|s| (s.timestamp_ms, s.value)).collect();
-    let has_stale = points.iter().any(|&(_, v)| basin_proto::is_stale_nan(v));
+    // One pass over the samples (they are many, and cold) converts them and learns what
+    // evaluation needs to know of them.
+    let mut flags = Flags::default();
+    let mut points: Vec<(i64, f64)> = series
+        .samples
+        .into_iter()
+        .map(|s| {
+            flags.see(s.timestamp_ms, s.value);
+            (s.timestamp_ms, s.value)
+        })
+        .collect();
+    if !flags.ordered {
+        // Time order with one sample per timestamp, the first one kept.
+        points.sort_by_key(|p| p.0);
+        points.dedup_by_key(|p| p.0);
+        flags = Flags::default();
+        points.iter().for_each(|&(t, v)| flags.see(t, v));
+    }
     let mut labels = series.labels;
     labels.sort_by(|a, b| a.name.cmp(&b.name));
-    StoredSeries { labels: Arc::new(labels), points, has_stale }
+    StoredSeries { labels: Arc::new(labels), points, has_stale: flags.stale, has_drop: flags.drop }
+}
+
+/// What [`stored`] learns of a series' samples on its way through them.
+struct Flags {
+    last_t: Option<i64>,
+    /// The last value that is not a staleness marker.
+    last_v: f64,
+    ordered: bool,
+    stale: bool,
+    drop: bool,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Flags { last_t: None, last_v: f64::NAN, ordered: true, stale: false, drop: false }
+    }
+}
+
+impl Flags {
+    #[inline(always)]
+    fn see(&mut self, t: i64, v: f64) {
+        self.ordered &= self.last_t.is_none_or(|last| last < t);
+        self.last_t = Some(t);
+        if basin_proto::is_stale_nan(v) {
+            self.stale = true;
+        } else {
+            self.drop |= v < self.last_v;
+            self.last_v = v;
+        }
+    }
 }
 
 /// The wire matchers of every selector in `expr` (for tools that inspect queries).
@@ -300,5 +348,41 @@ pub(crate) fn calls_any(expr: &Expr, names: &[&str]) -> bool {
         | Expr::NumberLiteral(_)
         | Expr::StringLiteral(_)
         | Expr::Extension(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(samples: &[(i64, f64)]) -> storage::Series {
+        storage::Series {
+            labels: vec![
+                storage::Label { name: "job".into(), value: "a".into() },
+                storage::Label { name: "__name__".into(), value: "x".into() },
+            ],
+            samples: samples
+                .iter()
+                .map(|&(timestamp_ms, value)| storage::Sample { timestamp_ms, value })
+                .collect(),
+        }
+    }
+
+    /// Samples come out time-ordered with the first of each timestamp, labels sorted by name,
+    /// and the flags describe the samples.
+    #[test]
+    fn stored_orders_samples_and_flags_them() {
+        let stale = f64::from_bits(basin_proto::STALE_NAN_BITS);
+        let s = stored(series(&[(30, 3.0), (10, 1.0), (20, 5.0), (10, 9.0)]));
+        assert_eq!(s.points, vec![(10, 1.0), (20, 5.0), (30, 3.0)]);
+        assert_eq!(s.labels[0].name, "__name__");
+        assert!(s.has_drop && !s.has_stale);
+        // A staleness marker between two equal values is neither a drop nor hides one.
+        let s = stored(series(&[(10, 2.0), (20, stale), (30, 2.0), (40, 4.0)]));
+        assert!(s.has_stale && !s.has_drop);
+        let s = stored(series(&[(10, 2.0), (20, stale), (30, 1.0)]));
+        assert!(s.has_stale && s.has_drop);
+        let s = stored(series(&[(10, 1.0), (20, f64::NAN), (30, 0.5)]));
+        assert!(!s.has_drop, "comparisons with NaN are false, as between neighbours");
     }
 }

@@ -7,14 +7,13 @@
 //! averages, variances), sample accounting and annotations are those of the step-by-step
 //! path, bit for bit.
 
-use super::{Columns, Grid, Kind, advance, range_call, seek, unparen};
+use super::{Columns, Grid, Kind, advance, instant_steps, range_call, seek, unparen};
 use crate::promql::EvalError;
 use crate::promql::aggregate::{Acc, accumulates, group_series};
 use crate::promql::eval::Evaluator;
 use crate::promql::plan::{Fetched, selector_id};
 use crate::promql::rangefn::{self, Edges, Extrapolation};
 use crate::promql::types::{Elem, Labels};
-use basin_proto::is_stale_nan;
 use promql_parser::parser::{AggregateExpr, Expr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -215,24 +214,13 @@ fn fill_part(
         match &input.range {
             None => {
                 let p = &s.points;
-                // Points at or before each reading time; the last of them is the candidate.
-                let mut c = seek(p, first);
-                if c == 0 && p.first().is_none_or(|x| x.0 > last) {
+                if p.first().is_none_or(|x| x.0 > last) {
                     continue;
                 }
-                for (k, &(_, at)) in times.iter().enumerate() {
-                    while c < p.len() && p[c].0 <= at {
-                        c += 1;
-                    }
-                    let Some(&(ts, v)) = c.checked_sub(1).and_then(|j| p.get(j)) else {
-                        continue;
-                    };
-                    if ts <= at.saturating_sub(lookback) || is_stale_nan(v) {
-                        continue;
-                    }
+                instant_steps(p, seek(p, first), times, lookback, |k, _, v| {
                     steps[k].loaded += 1;
                     add(k, g, v, &mut steps);
-                }
+                });
             }
             Some(r) => {
                 let p: &[(i64, f64)] = &r.live[i];
@@ -361,6 +349,7 @@ mod tests {
             labels: Arc::new(vec![Label { name: "job".into(), value: "a".into() }]),
             points: vec![(0, 1.0), (60_000, 2.0)],
             has_stale: false,
+            has_drop: false,
         };
         requests.into_keys().map(|id| (id, vec![series.clone()])).collect()
     }

@@ -10,11 +10,11 @@
 //! Answers, sample accounting and annotations are exactly those of the step-by-step path,
 //! which stays the fallback whenever a step is asked for out of order.
 
-use super::EvalError;
 use super::eval::Evaluator;
 use super::plan::{Fetched, StoredSeries, at_ms, ms, offset_ms, selector_id};
 use super::rangefn;
 use super::types::Elem;
+use super::{EvalError, Series};
 use basin_proto::is_stale_nan;
 use promql_parser::parser::{Call, Expr, VectorSelector};
 use std::borrow::Cow;
@@ -230,7 +230,7 @@ fn range_call<'a>(c: &Call, data: &'a Fetched, grid: Grid) -> Option<Columns<'a>
         })
         .collect();
     let info_pending = series.iter().map(|s| rangefn::not_a_counter(func, &s.labels).is_some());
-    let resets = live.iter().map(|p: &Cow<[(i64, f64)]>| p.windows(2).any(|w| w[1].1 < w[0].1));
+    let resets = series.iter().map(|s| s.has_drop);
     let kind = Kind::Range {
         func,
         range: ms(&m.range),
@@ -353,6 +353,90 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// A range query that is one instant selector (a dashboard's raw series), answered series by
+/// series: each series' output is built whole and its input dropped right after, on all
+/// cores, so the query holds little more than its input at any time where the step-by-step
+/// path holds the input and the output both. `None` for any other query.
+pub(crate) fn selector_matrix(
+    expr: &Expr,
+    data: &mut Fetched,
+    grid: Grid,
+    max_samples: usize,
+    deadline: Instant,
+) -> Result<Option<Vec<Series>>, EvalError> {
+    let Expr::VectorSelector(vs) = unparen(expr) else {
+        return Ok(None);
+    };
+    if grid.step <= 0 || grid.end <= grid.start {
+        return Ok(None);
+    }
+    let Some(steps) = grid.steps() else {
+        return Ok(None);
+    };
+    let Some(mut input) = data.remove(&selector_id(vs)) else {
+        return Ok(None);
+    };
+    let (at, offset) = (at_ms(&vs.at, grid.start, grid.end), offset_ms(&vs.offset));
+    let times: Vec<(i64, i64)> = (0..steps)
+        .map(|k| {
+            let t = grid.start + grid.step * k as i64;
+            (t, at.unwrap_or(t).saturating_sub(offset))
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads = (input.len() / SERIES_PER_THREAD).clamp(1, cores);
+    let share = input.len().div_ceil(threads).max(1);
+    let mut parts = Vec::with_capacity(threads);
+    while input.len() > share {
+        let rest = input.split_off(share);
+        parts.push(input);
+        input = rest;
+    }
+    parts.push(input);
+    let (times, lookback) = (times.as_slice(), grid.lookback);
+    let answers: Vec<Result<Vec<Series>, ()>> = std::thread::scope(|scope| {
+        let mut jobs = parts.into_iter().map(|part| {
+            move || {
+                let mut out = Vec::with_capacity(part.len());
+                for (i, s) in part.into_iter().enumerate() {
+                    if i % 1024 == 0 && Instant::now() > deadline {
+                        return Err(());
+                    }
+                    let mut points = Vec::new();
+                    instant_steps(&s.points, 0, times, lookback, |k, _, v| {
+                        points.push((times[k].0, v))
+                    });
+                    if points.is_empty() {
+                        continue;
+                    }
+                    if points.capacity() > points.len() + points.len() / 8 {
+                        points.shrink_to_fit();
+                    }
+                    out.push(Series { labels: Arc::unwrap_or_clone(s.labels), points });
+                }
+                Ok(out)
+            }
+        });
+        let first = jobs.next();
+        let handles: Vec<_> = jobs.map(|job| scope.spawn(job)).collect();
+        let mut answers: Vec<_> = first.into_iter().map(|job| job()).collect();
+        answers.extend(handles.into_iter().map(|h| h.join().unwrap_or(Err(()))));
+        answers
+    });
+    let mut out = Vec::new();
+    for answer in answers {
+        match answer {
+            Ok(series) => out.extend(series),
+            Err(()) => return Err(EvalError::Timeout("expression evaluation".to_string())),
+        }
+    }
+    if out.iter().map(|s| s.points.len()).sum::<usize>() > max_samples {
+        return Err(EvalError::Execution(super::eval::TOO_MANY_SAMPLES.to_string()));
+    }
+    out.sort_by(|a, b| super::compare_labels(&a.labels, &b.labels));
+    Ok(Some(out))
+}
+
 /// Series below which a chunk is computed on one thread (per extra thread). Tests use
 /// a handful, so their comparisons with step-by-step evaluation cover the merge of shares.
 const SERIES_PER_THREAD: usize = if cfg!(test) { 2 } else { 2048 };
@@ -390,21 +474,9 @@ fn fill_part(
         let cursor = &mut cursors[i];
         match &mut kind {
             Part::Instant => {
-                let p = &s.points;
-                let mut c = cursor.0;
-                for (step, &(_, at)) in chunk.iter_mut().zip(times) {
-                    while c < p.len() && p[c].0 <= at {
-                        c += 1;
-                    }
-                    let Some(&(ts, v)) = c.checked_sub(1).and_then(|j| p.get(j)) else {
-                        continue;
-                    };
-                    if ts <= at.saturating_sub(lookback) || is_stale_nan(v) {
-                        continue;
-                    }
-                    step.cells.push(Cell { series: id, t: ts, v });
-                }
-                cursor.0 = c;
+                cursor.0 = instant_steps(&s.points, cursor.0, times, lookback, |k, ts, v| {
+                    chunk[k].cells.push(Cell { series: id, t: ts, v })
+                });
             }
             Part::Range { func, range, scalars, live, info_pending, resets } => {
                 let p: &[(i64, f64)] = &live[i];
@@ -433,6 +505,34 @@ fn fill_part(
         }
     }
     Ok(chunk)
+}
+
+/// Walks an instant selector over one series' points `p` (time-ordered) at `times`
+/// (`(step time, reading time)`, reading times ascending), starting from cursor `c` (points
+/// before it lie at or before the first reading time): `emit(step index, timestamp, value)`
+/// for each step with a sample in the lookback window that is not a staleness marker.
+/// Returns the cursor after the last step.
+#[inline(always)]
+fn instant_steps(
+    p: &[(i64, f64)],
+    mut c: usize,
+    times: &[(i64, i64)],
+    lookback: i64,
+    mut emit: impl FnMut(usize, i64, f64),
+) -> usize {
+    for (k, &(_, at)) in times.iter().enumerate() {
+        while c < p.len() && p[c].0 <= at {
+            c += 1;
+        }
+        let Some(&(ts, v)) = c.checked_sub(1).and_then(|j| p.get(j)) else {
+            continue;
+        };
+        if ts <= at.saturating_sub(lookback) || is_stale_nan(v) {
+            continue;
+        }
+        emit(k, ts, v);
+    }
+    c
 }
 
 /// The number of points of `p` at or before `t` (`p` sorted by time).
