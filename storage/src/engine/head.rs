@@ -80,6 +80,43 @@ impl Head {
         self.samples.fetch_add(grown, Ordering::Relaxed);
     }
 
+    /// Adds runs of samples, each of one series-day (any order), taking each shard's lock
+    /// once for all its runs rather than once per run.
+    pub(crate) fn append_all(&self, runs: &[(SeriesDay, &[Sample])]) {
+        // Runs grouped by shard with a counting sort: `order` lists run indexes shard by
+        // shard, `starts[s]..starts[s + 1]` being shard `s`'s.
+        let mut starts = [0usize; SHARDS + 1];
+        for (key, _) in runs {
+            starts[shard_of(key.1) + 1] += 1;
+        }
+        for s in 0..SHARDS {
+            starts[s + 1] += starts[s];
+        }
+        let mut next = starts;
+        let mut order = vec![0usize; runs.len()];
+        for (i, (key, _)) in runs.iter().enumerate() {
+            let slot = &mut next[shard_of(key.1)];
+            order[*slot] = i;
+            *slot += 1;
+        }
+        let mut grown = 0;
+        for s in 0..SHARDS {
+            let members = &order[starts[s]..starts[s + 1]];
+            if members.is_empty() {
+                continue;
+            }
+            let mut shard = lock(&self.shards[s]);
+            for &i in members {
+                let (key, samples) = runs[i];
+                let v = shard.entry(key).or_default();
+                for &sample in samples {
+                    grown += usize::from(insert_sorted(v, sample));
+                }
+            }
+        }
+        self.samples.fetch_add(grown, Ordering::Relaxed);
+    }
+
     /// Copies the samples of one series-day in `[lo, hi]`.
     pub(crate) fn range(&self, key: SeriesDay, lo: i64, hi: i64) -> Vec<Sample> {
         let shard = lock(&self.shards[shard_of(key.1)]);

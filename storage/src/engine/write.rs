@@ -11,7 +11,7 @@ use crate::keys::{self, Scope};
 use crate::series::{self, SeriesEntry};
 use basin_proto::batch::WriteView;
 use basin_proto::labels::AsLabel;
-use basin_proto::storage::{Label, WriteRequest, WriteResponse};
+use basin_proto::storage::{Label, Sample, WriteRequest, WriteResponse};
 use rocksdb::{WriteBatch, WriteOptions};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -72,9 +72,6 @@ impl Storage {
     }
 
     fn write_inner(&self, req: &WriteView<'_>) -> Result<WriteResponse, StorageError> {
-        for (i, (labels, _)) in req.iter().enumerate() {
-            validate(i, labels)?;
-        }
         let tenant = req.tenant();
         let hashes: Vec<u64> =
             req.iter().map(|(labels, _)| basin_proto::hash::series_hash(tenant, labels)).collect();
@@ -85,6 +82,12 @@ impl Storage {
             let cache = read(&self.series);
             req.iter().zip(&hashes).map(|((labels, _), &h)| cache.id(h, tenant, labels)).collect()
         };
+        // A series the cache knows has exactly the labels of one checked when it was created.
+        for (i, ((labels, _), id)) in req.iter().zip(&ids).enumerate() {
+            if id.is_none() {
+                validate(i, labels)?;
+            }
+        }
         let mut batch = WriteBatch::default();
         let mut created: Vec<Resolved> = Vec::new();
         let mut found: Vec<Resolved> = Vec::new();
@@ -133,11 +136,15 @@ impl Storage {
         self.db.write_opt(batch, &wo)?;
 
         // Durable: into the head, then publish to the caches.
-        for ((_, series_samples), id) in req.iter().zip(&ids) {
-            if let Some(id) = *id {
-                wal::apply(&self.head, id, series_samples);
-            }
-        }
+        let runs: Vec<((i32, u64), &[Sample])> = req
+            .iter()
+            .zip(&ids)
+            .filter_map(|((_, samples), id)| Some((id.as_ref()?, samples)))
+            .flat_map(|(&id, samples)| {
+                keys::day_runs(samples).map(move |(day, run)| ((day, id), run))
+            })
+            .collect();
+        self.head.append_all(&runs);
         let wal_bytes = self.wal_bytes.fetch_add(record_bytes, Ordering::Relaxed) + record_bytes;
         if wal_bytes >= self.checkpoint_threshold.load(Ordering::Relaxed) {
             self.request_checkpoint();
