@@ -199,6 +199,32 @@ mod tests {
         v.iter().map(|s| (s.timestamp_ms, s.value)).collect()
     }
 
+    /// Runs spread over every shard, with repeated series-days, out-of-order samples and
+    /// rewrites, end up as they do appended one run at a time.
+    #[test]
+    fn append_all_equals_appending_run_by_run() {
+        let samples: Vec<Vec<Sample>> = (0..300)
+            .map(|i| (0..(i % 7)).map(|j| s((i * 31 + j * 17) % 50, (i + j) as f64)).collect())
+            .collect();
+        let runs: Vec<(SeriesDay, &[Sample])> = samples
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (((i % 3) as i32, (i % 97) as u64 * 0x1_0000_0001), v.as_slice()))
+            .collect();
+        let (all, one) = (Head::default(), Head::default());
+        all.append_all(&runs);
+        for &(key, run) in &runs {
+            one.append(key, run.iter().copied());
+        }
+        assert_eq!(all.len(), one.len());
+        let mut keys: Vec<SeriesDay> = one.counts().into_iter().map(|(k, _)| k).collect();
+        keys.sort_unstable();
+        assert_eq!(keys.len(), 3 * 97);
+        for key in keys {
+            assert_eq!(ts(&all.get(key)), ts(&one.get(key)), "{key:?}");
+        }
+    }
+
     #[test]
     fn append_orders_and_replaces() {
         let h = Head::default();
