@@ -181,6 +181,13 @@ impl<'a> Reader<'a> {
     /// A base-128 varint of at most 10 bytes whose 10th byte is 0 or 1 (prost's rule).
     #[inline]
     fn varint(&mut self) -> Fast<u64> {
+        // Most varints (keys, lengths) are one byte.
+        if let Some((&byte, rest)) = self.buf.split_first()
+            && byte < 0x80
+        {
+            self.buf = rest;
+            return Ok(u64::from(byte));
+        }
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().take(10).enumerate() {
             if i == 9 && byte > 1 {
