@@ -96,7 +96,21 @@ fn is_next(encoded: &[u8], pos: &mut usize, s: &str) -> bool {
     }
     let start = *pos;
     *pos = start + s.len();
-    encoded.get(start..*pos) == Some(s.as_bytes())
+    encoded.get(start..*pos).is_some_and(|e| short_eq(e, s.as_bytes()))
+}
+
+/// Equality of two byte strings of the same length, a word at a time. Label names and values
+/// are short, and a steady-state write compares a dozen of them per series: a call into the
+/// C library's `memcmp` for each costs more than the comparison.
+#[inline]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or_default());
+    x.by_ref().zip(y.by_ref()).all(|(p, q)| word(p) == word(q))
+        && x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
 
 /// Decodes a stored series; `id` only names it in the error.
@@ -214,6 +228,21 @@ impl SeriesCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Word-wise equality agrees with slice equality for every length and differing byte.
+    #[test]
+    fn short_eq_matches_slice_equality() {
+        for len in 0..20usize {
+            let a: Vec<u8> = (0..len as u8).collect();
+            assert!(short_eq(&a, &a.clone()));
+            assert!(!short_eq(&a, &a[..len.saturating_sub(1)]) || len == 0);
+            for i in 0..len {
+                let mut b = a.clone();
+                b[i] ^= 0x40;
+                assert!(!short_eq(&a, &b), "len {len}, byte {i}");
+            }
+        }
+    }
 
     #[test]
     fn round_trip_and_corruption() {
