@@ -66,7 +66,7 @@ impl Default for StorageConfig {
             max_index_days: 40,
             samples_per_chunk: 120,
             max_chunk_samples: 480,
-            wal_checkpoint_bytes: 16 << 20,
+            wal_checkpoint_bytes: 64 << 20,
             maintenance_interval: Some(Duration::from_secs(300)),
             series_hasher: basin_proto::hash::series_hash,
         }
