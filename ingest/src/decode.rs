@@ -179,7 +179,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A base-128 varint of at most 10 bytes whose 10th byte is 0 or 1 (prost's rule).
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Fast<u64> {
         // Most varints (keys, lengths) are one byte.
         if let Some((&byte, rest)) = self.buf.split_first()
@@ -204,7 +204,7 @@ impl<'a> Reader<'a> {
 
     /// A field key: (field number, wire type). Rejects what prost rejects: keys over
     /// `u32::MAX`, field number 0, wire types 6 and 7.
-    #[inline]
+    #[inline(always)]
     fn key(&mut self) -> Fast<(u32, u8)> {
         let key = u32::try_from(self.varint()?).map_err(|_| Unhandled)?;
         let (field, wire_type) = (key >> 3, (key & 7) as u8);
@@ -323,23 +323,37 @@ impl<'a> FastDecoder<'a, '_> {
     fn series(&mut self, index: usize, buf: &'a [u8]) -> Fast<()> {
         self.labels.clear();
         self.samples.clear();
+        // The labels usually come first, one run of fields: checked as UTF-8 in one go,
+        // their names and values are then sliced from it without checking each again.
+        let run = label_run(buf);
+        let text = std::str::from_utf8(&buf[..run]).ok();
         let mut r = Reader::new(buf);
         while !r.is_empty() {
             match r.key()? {
-                (1, wire::LEN) => self.labels.push(label(r.bytes()?)?),
+                (1, wire::LEN) => {
+                    let field = r.bytes()?;
+                    let at = field.as_ptr() as usize - buf.as_ptr() as usize;
+                    let checked = text.and_then(|t| t.get(at..at + field.len()));
+                    let l = match checked {
+                        Some(field) => label_of(field)?,
+                        None => label(field)?,
+                    };
+                    self.labels.push(l);
+                }
                 (2, wire::LEN) => self.samples.push(sample(r.bytes()?)?),
                 (1 | 2, _) => return Err(Unhandled),
                 (_, wire_type) => r.skip(wire_type)?,
             }
         }
         if self.label_error.is_none() {
-            self.emit(index);
+            self.emit(index, text);
         }
         Ok(())
     }
 
-    /// Validates the current series and appends it to the output (or records its error).
-    fn emit(&mut self, index: usize) {
+    /// Validates the current series and appends it to the output (or records its error);
+    /// `text` is the run of label fields its labels were sliced from, if they were.
+    fn emit(&mut self, index: usize, text: Option<&str>) {
         self.kept.clear();
         let drop_labels = self.drop_labels;
         self.kept.extend(self.labels.iter().filter(|l| !drop_labels.iter().any(|d| d == l.name)));
@@ -352,7 +366,11 @@ impl<'a> FastDecoder<'a, '_> {
             return;
         }
         self.out.samples += self.samples.len();
-        if let Err(full) = self.out.series.push(&self.kept, &self.samples) {
+        let pushed = match text {
+            Some(text) => self.out.series.push_in(text, &self.kept, &self.samples),
+            None => self.out.series.push(&self.kept, &self.samples),
+        };
+        if let Err(full) = pushed {
             self.label_error = Some(full.into());
         }
     }
@@ -366,6 +384,46 @@ fn label(buf: &[u8]) -> Fast<LabelRef<'_>> {
         match r.key()? {
             (1, wire::LEN) => name = r.str()?,
             (2, wire::LEN) => value = r.str()?,
+            (1 | 2, _) => return Err(Unhandled),
+            (_, wire_type) => r.skip(wire_type)?,
+        }
+    }
+    Ok(LabelRef { name, value })
+}
+
+/// The length of the run of `labels` fields (number 1) that `buf`, a `TimeSeries`, starts with.
+fn label_run(buf: &[u8]) -> usize {
+    let mut r = Reader::new(buf);
+    let mut end = 0;
+    while let Ok((1, wire::LEN)) = r.key() {
+        if r.bytes().is_err() {
+            break;
+        }
+        end = buf.len() - r.buf.len();
+    }
+    end
+}
+
+/// [`label`] of a `Label` known to be UTF-8 as a whole: name and value are sliced from it
+/// (a slice not on character boundaries, possible only with unusual fields, is `Unhandled`).
+fn label_of(msg: &str) -> Fast<LabelRef<'_>> {
+    let bytes = msg.as_bytes();
+    let (mut name, mut value) = ("", "");
+    let mut r = Reader::new(bytes);
+    while !r.is_empty() {
+        let key = r.key()?;
+        if let (1 | 2, wire::LEN) = key {
+            let field = r.bytes()?;
+            let at = field.as_ptr() as usize - bytes.as_ptr() as usize;
+            let s = msg.get(at..at + field.len()).ok_or(Unhandled)?;
+            if key.0 == 1 {
+                name = s;
+            } else {
+                value = s;
+            }
+            continue;
+        }
+        match key {
             (1 | 2, _) => return Err(Unhandled),
             (_, wire_type) => r.skip(wire_type)?,
         }
@@ -574,6 +632,54 @@ mod tests {
         key(out, field, wire::LEN);
         varint(out, payload.len() as u64);
         out.extend_from_slice(payload);
+    }
+
+    /// The label run checked as UTF-8 in one go: multi-byte values, labels after
+    /// the samples (outside the run), and a value whose last character is completed only by
+    /// the key of an unknown field after it (valid as a run, invalid as a string) are all
+    /// decided as prost decides them.
+    #[test]
+    fn label_runs_decode_as_prost_does() {
+        let label = |name: &[u8], value: &[u8], tail: &[u8]| {
+            let mut l = Vec::new();
+            len_field(&mut l, 1, name);
+            len_field(&mut l, 2, value);
+            l.extend_from_slice(tail);
+            l
+        };
+        let mut sample = Vec::new();
+        key(&mut sample, 2, wire::VARINT);
+        varint(&mut sample, 1_700_000_000_000);
+        let series = |labels: &[Vec<u8>], samples_first: bool| {
+            let mut ts = Vec::new();
+            if samples_first {
+                len_field(&mut ts, 2, &sample);
+            }
+            labels.iter().for_each(|l| len_field(&mut ts, 1, l));
+            if !samples_first {
+                len_field(&mut ts, 2, &sample);
+            }
+            let mut req = Vec::new();
+            len_field(&mut req, 1, &ts);
+            req
+        };
+        let name = label(b"__name__", b"temperature", b"");
+        let zone = label(b"zone", "東京 µs".as_bytes(), b"");
+        // Field 16, wire type 0: its key's first byte, 0x80, continues the 0xe2 0x82 before it.
+        let broken = label(b"x", &[0xe2, 0x82], &[0x80, 0x01, 0x00]);
+        for req in [
+            series(&[name.clone(), zone.clone()], false),
+            series(&[name.clone(), zone.clone()], true),
+            series(&[name.clone(), broken], false),
+        ] {
+            assert_same(&req, &[]);
+        }
+        let ok = decode_fast(&series(&[name, zone], false), &DecodeLimits::default(), &[]);
+        let decoded = ok.expect("handled").expect("valid");
+        let labels: Vec<(String, String)> =
+            decoded.series.labels(0).map(|l| (l.name.to_string(), l.value.to_string())).collect();
+        assert_eq!(labels[0], ("__name__".into(), "temperature".into()));
+        assert_eq!(labels[1], ("zone".into(), "東京 µs".into()));
     }
 
     #[test]
