@@ -270,6 +270,10 @@ struct FastDecoder<'a, 'l> {
     out: Decoded,
     /// The first label error; later series are then only checked for protobuf errors.
     label_error: Option<DecodeError>,
+    /// `TimeSeries` in the request.
+    series_total: usize,
+    /// Size of the uncompressed request.
+    raw_len: usize,
 }
 
 /// Decodes an uncompressed `WriteRequest`. The outer `Err` means "not decided here".
@@ -278,13 +282,16 @@ fn decode_fast(
     limits: &DecodeLimits,
     drop_labels: &[String],
 ) -> Fast<Result<Decoded, DecodeError>> {
+    let series_total = count_series(raw)?;
     let mut dec = FastDecoder {
         limits,
         drop_labels,
         labels: Vec::with_capacity(16),
         kept: Vec::with_capacity(16),
         samples: Vec::with_capacity(16),
-        out: Decoded { series: SeriesBatch::with_capacity(count_series(raw)?), samples: 0 },
+        out: Decoded { series: SeriesBatch::with_capacity(series_total), samples: 0 },
+        series_total,
+        raw_len: raw.len(),
         label_error: None,
     };
     let mut r = Reader::new(raw);
@@ -366,6 +373,16 @@ impl<'a> FastDecoder<'a, '_> {
             return;
         }
         self.out.samples += self.samples.len();
+        if self.out.series.len() == 1 {
+            // The first series tells how large the rest are likely to be; the label text is
+            // at most the request's size.
+            // Capped by what the request can hold: a label takes 4 bytes or more of it, a
+            // sample 2 or more.
+            let rest = self.series_total.saturating_sub(1);
+            let labels = self.kept.len().saturating_mul(rest).min(self.raw_len / 4);
+            let samples = self.samples.len().saturating_mul(rest).min(self.raw_len / 2);
+            self.out.series.reserve(self.raw_len, labels, samples);
+        }
         let pushed = match text {
             Some(text) => self.out.series.push_in(text, &self.kept, &self.samples),
             None => self.out.series.push(&self.kept, &self.samples),

@@ -48,6 +48,14 @@ impl SeriesBatch {
         Self { series: Vec::with_capacity(series), ..Self::default() }
     }
 
+    /// Makes room for `text` more bytes of label text, `labels` more labels and `samples`
+    /// more samples (so that filling the batch does not copy it as it grows).
+    pub fn reserve(&mut self, text: usize, labels: usize, samples: usize) {
+        self.text.reserve(text);
+        self.labels.reserve(labels);
+        self.samples.reserve(samples);
+    }
+
     /// Appends a series (labels as given: the caller validates and sorts them).
     pub fn push<L: AsLabel>(&mut self, labels: &[L], samples: &[Sample]) -> Result<(), BatchFull> {
         for l in labels {
