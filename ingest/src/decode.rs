@@ -215,7 +215,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `n` raw bytes.
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Fast<&'a [u8]> {
         if n > self.buf.len() {
             return Err(Unhandled);
@@ -226,14 +226,14 @@ impl<'a> Reader<'a> {
     }
 
     /// The payload of a length-delimited field.
-    #[inline]
+    #[inline(always)]
     fn bytes(&mut self) -> Fast<&'a [u8]> {
         let len = usize::try_from(self.varint()?).map_err(|_| Unhandled)?;
         self.take(len)
     }
 
     /// A length-delimited field as a UTF-8 string.
-    #[inline]
+    #[inline(always)]
     fn str(&mut self) -> Fast<&'a str> {
         std::str::from_utf8(self.bytes()?).map_err(|_| Unhandled)
     }
