@@ -375,14 +375,16 @@ impl Edges {
     }
 
     /// `rate`, `increase` or `delta` of the window `(range_start, range_end]`, as Prometheus
-    /// computes it, operation for operation. Branch-free, so that many windows in a row
-    /// overlap in the pipeline.
+    /// computes it, operation for operation but one: milliseconds become seconds by a
+    /// multiplication with 0.001 rather than a division by 1000 (results may differ from
+    /// Prometheus' in the last bit; three divisions per window were a fifth of the time of
+    /// `sum(rate(...))`). Branch-free, so that many windows in a row overlap in the pipeline.
     #[inline(always)]
     pub(crate) fn extrapolate(&self, range_start: i64, range_end: i64, x: Extrapolation) -> f64 {
         let result = self.increase;
-        let to_start = (self.first_t - range_start) as f64 / 1000.0;
-        let mut to_end = (range_end - self.last_t) as f64 / 1000.0;
-        let sampled = (self.last_t - self.first_t) as f64 / 1000.0;
+        let to_start = (self.first_t - range_start) as f64 * 0.001;
+        let mut to_end = (range_end - self.last_t) as f64 * 0.001;
+        let sampled = (self.last_t - self.first_t) as f64 * 0.001;
         let avg_step = sampled / self.intervals as f64;
         let threshold = avg_step * 1.1;
         let mut to_start = if to_start >= threshold { avg_step / 2.0 } else { to_start };
