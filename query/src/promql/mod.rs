@@ -255,7 +255,7 @@ impl Engine {
                     warnings.push(w);
                 }
             }
-            data.insert(id, selected.series.into_iter().map(plan::stored).collect());
+            data.insert(id, plan::stored_all(selected.series));
         }
         let fetched = Instant::now();
         if self.series_major {

@@ -231,6 +231,39 @@ pub(crate) fn stored(series: storage::Series) -> StoredSeries {
     StoredSeries { labels: Arc::new(labels), points, has_stale: flags.stale, has_drop: flags.drop }
 }
 
+/// [`stored`] of every series, in order: on all cores when there are many (the pass over
+/// their samples is the first since they left storage, and bound by memory, not arithmetic).
+pub(crate) fn stored_all(mut series: Vec<storage::Series>) -> Vec<StoredSeries> {
+    const PER_THREAD: usize = 2048;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads = (series.len() / PER_THREAD).clamp(1, cores);
+    if threads == 1 {
+        return series.into_iter().map(stored).collect();
+    }
+    let share = series.len().div_ceil(threads);
+    let mut parts = Vec::with_capacity(threads);
+    while series.len() > share {
+        let rest = series.split_off(share);
+        parts.push(series);
+        series = rest;
+    }
+    parts.push(series);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(stored).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
 /// What [`stored`] learns of a series' samples on its way through them.
 struct Flags {
     last_t: Option<i64>,
@@ -365,6 +398,24 @@ mod tests {
                 .iter()
                 .map(|&(timestamp_ms, value)| storage::Sample { timestamp_ms, value })
                 .collect(),
+        }
+    }
+
+    /// Many series are converted on several threads and come out in their order.
+    #[test]
+    fn stored_all_keeps_order() {
+        let input: Vec<storage::Series> = (0..5_000)
+            .map(|i| {
+                let mut s = series(&[(i, 1.0), (i - 1, 2.0)]);
+                s.labels[0].value = i.to_string();
+                s
+            })
+            .collect();
+        let want: Vec<StoredSeries> = input.clone().into_iter().map(stored).collect();
+        let got = stored_all(input);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((&g.labels, &g.points, g.has_drop), (&w.labels, &w.points, w.has_drop));
         }
     }
 
