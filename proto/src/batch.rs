@@ -63,13 +63,7 @@ impl SeriesBatch {
             let value = self.put(l.value())?;
             self.labels.push(LabelSpan { name, value });
         }
-        self.samples.extend_from_slice(samples);
-        let end = SeriesEnd {
-            labels: u32::try_from(self.labels.len()).map_err(|_| BatchFull)?,
-            samples: u32::try_from(self.samples.len()).map_err(|_| BatchFull)?,
-        };
-        self.series.push(end);
-        Ok(())
+        self.end_series(samples)
     }
 
     /// [`SeriesBatch::push`] of labels that all borrow from `text` (e.g. a run of protobuf
@@ -100,6 +94,11 @@ impl SeriesBatch {
         for l in labels {
             self.labels.push(LabelSpan { name: span(l.name)?, value: span(l.value)? });
         }
+        self.end_series(samples)
+    }
+
+    /// Ends the series whose labels were just pushed, with its samples.
+    fn end_series(&mut self, samples: &[Sample]) -> Result<(), BatchFull> {
         self.samples.extend_from_slice(samples);
         let end = SeriesEnd {
             labels: u32::try_from(self.labels.len()).map_err(|_| BatchFull)?,

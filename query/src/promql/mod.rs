@@ -19,6 +19,7 @@ mod histogram;
 mod plan;
 mod position;
 mod rangefn;
+mod shares;
 mod strings;
 mod types;
 pub mod value;

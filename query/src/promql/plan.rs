@@ -233,35 +233,11 @@ pub(crate) fn stored(series: storage::Series) -> StoredSeries {
 
 /// [`stored`] of every series, in order: on all cores when there are many (the pass over
 /// their samples is the first since they left storage, and bound by memory, not arithmetic).
-pub(crate) fn stored_all(mut series: Vec<storage::Series>) -> Vec<StoredSeries> {
-    const PER_THREAD: usize = 2048;
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let threads = (series.len() / PER_THREAD).clamp(1, cores);
-    if threads == 1 {
-        return series.into_iter().map(stored).collect();
-    }
-    let share = series.len().div_ceil(threads);
-    let mut parts = Vec::with_capacity(threads);
-    while series.len() > share {
-        let rest = series.split_off(share);
-        parts.push(series);
-        series = rest;
-    }
-    parts.push(series);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| scope.spawn(move || part.into_iter().map(stored).collect::<Vec<_>>()))
-            .collect();
-        let mut out = Vec::new();
-        for h in handles {
-            match h.join() {
-                Ok(part) => out.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
-    })
+pub(crate) fn stored_all(series: Vec<storage::Series>) -> Vec<StoredSeries> {
+    let shares = super::shares::split(series, 2048);
+    let converted =
+        super::shares::map(shares, |share| share.into_iter().map(stored).collect::<Vec<_>>());
+    converted.into_iter().flatten().collect()
 }
 
 /// What [`stored`] learns of a series' samples on its way through them.

@@ -289,11 +289,7 @@ impl Evaluator<'_> {
         let Some(f) = self.fused.get_mut(&node) else {
             return Ok(None);
         };
-        let g = f.input.grid;
-        if t < g.start || (t - g.start) % g.step != 0 {
-            return Ok(None);
-        }
-        let Ok(k) = usize::try_from((t - g.start) / g.step) else {
+        let Some(k) = f.input.grid.index_of(t) else {
             return Ok(None);
         };
         let step = match f.take(k, deadline) {

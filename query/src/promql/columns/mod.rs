@@ -12,9 +12,9 @@
 
 use super::eval::Evaluator;
 use super::plan::{Fetched, StoredSeries, at_ms, ms, offset_ms, selector_id};
-use super::rangefn;
 use super::types::Elem;
 use super::{EvalError, Series};
+use super::{rangefn, shares};
 use basin_proto::is_stale_nan;
 use promql_parser::parser::{Call, Expr, VectorSelector};
 use std::borrow::Cow;
@@ -54,6 +54,14 @@ pub(crate) struct Grid {
 }
 
 impl Grid {
+    /// The index of the step at `t`, or `None` when `t` is not on the grid.
+    fn index_of(&self, t: i64) -> Option<usize> {
+        if t < self.start || (t - self.start) % self.step != 0 {
+            return None;
+        }
+        usize::try_from((t - self.start) / self.step).ok()
+    }
+
     /// Number of steps, or `None` when the grid is too large to index.
     fn steps(&self) -> Option<usize> {
         usize::try_from((self.end - self.start) / self.step).ok()?.checked_add(1)
@@ -373,7 +381,7 @@ pub(crate) fn selector_matrix(
     let Some(steps) = grid.steps() else {
         return Ok(None);
     };
-    let Some(mut input) = data.remove(&selector_id(vs)) else {
+    let Some(input) = data.remove(&selector_id(vs)) else {
         return Ok(None);
     };
     let (at, offset) = (at_ms(&vs.at, grid.start, grid.end), offset_ms(&vs.offset));
@@ -383,45 +391,24 @@ pub(crate) fn selector_matrix(
             (t, at.unwrap_or(t).saturating_sub(offset))
         })
         .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let threads = (input.len() / SERIES_PER_THREAD).clamp(1, cores);
-    let share = input.len().div_ceil(threads).max(1);
-    let mut parts = Vec::with_capacity(threads);
-    while input.len() > share {
-        let rest = input.split_off(share);
-        parts.push(input);
-        input = rest;
-    }
-    parts.push(input);
     let (times, lookback) = (times.as_slice(), grid.lookback);
-    let answers: Vec<Result<Vec<Series>, ()>> = std::thread::scope(|scope| {
-        let mut jobs = parts.into_iter().map(|part| {
-            move || {
-                let mut out = Vec::with_capacity(part.len());
-                for (i, s) in part.into_iter().enumerate() {
-                    if i % 1024 == 0 && Instant::now() > deadline {
-                        return Err(());
-                    }
-                    let mut points = Vec::new();
-                    instant_steps(&s.points, 0, times, lookback, |k, _, v| {
-                        points.push((times[k].0, v))
-                    });
-                    if points.is_empty() {
-                        continue;
-                    }
-                    if points.capacity() > points.len() + points.len() / 8 {
-                        points.shrink_to_fit();
-                    }
-                    out.push(Series { labels: Arc::unwrap_or_clone(s.labels), points });
-                }
-                Ok(out)
+    let answers = shares::map(shares::split(input, SERIES_PER_THREAD), |share| {
+        let mut out = Vec::with_capacity(share.len());
+        for (i, s) in share.into_iter().enumerate() {
+            if i % 1024 == 0 && Instant::now() > deadline {
+                return Err(());
             }
-        });
-        let first = jobs.next();
-        let handles: Vec<_> = jobs.map(|job| scope.spawn(job)).collect();
-        let mut answers: Vec<_> = first.into_iter().map(|job| job()).collect();
-        answers.extend(handles.into_iter().map(|h| h.join().unwrap_or(Err(()))));
-        answers
+            let mut points = Vec::new();
+            instant_steps(&s.points, 0, times, lookback, |k, _, v| points.push((times[k].0, v)));
+            if points.is_empty() {
+                continue;
+            }
+            if points.capacity() > points.len() + points.len() / 8 {
+                points.shrink_to_fit();
+            }
+            out.push(Series { labels: Arc::unwrap_or_clone(s.labels), points });
+        }
+        Ok(out)
     });
     let mut out = Vec::new();
     for answer in answers {
@@ -612,11 +599,7 @@ impl<'a> Evaluator<'a> {
         let Some(cols) = self.columns.get_mut(&key) else {
             return Ok(None);
         };
-        let g = cols.grid;
-        if t < g.start || (t - g.start) % g.step != 0 {
-            return Ok(None);
-        }
-        let Ok(k) = usize::try_from((t - g.start) / g.step) else {
+        let Some(k) = cols.grid.index_of(t) else {
             return Ok(None);
         };
         let step = match cols.take(k, deadline) {
