@@ -309,18 +309,10 @@ impl Evaluator<'_> {
             Kind::Instant => None,
         };
         // As the unfused path does at every step: the input's accounting and annotations.
+        let func = range.as_ref().map(|(func, _)| *func);
+        self.account_step(series, func, step.loaded, &step.infos)?;
         if let Some((func, scalars)) = range {
-            self.check_deadline()?;
-            self.account(step.loaded)?;
-            for &i in &step.infos {
-                let labels = &series[i as usize].labels;
-                if let Some(metric) = rangefn::not_a_counter(func, labels) {
-                    rangefn::counter_info(self, func, metric);
-                }
-            }
             rangefn::quantile_warning(self, func, &scalars);
-        } else {
-            self.account(step.loaded)?;
         }
         Ok(Some(elems))
     }

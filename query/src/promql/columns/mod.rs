@@ -613,20 +613,32 @@ impl<'a> Evaluator<'a> {
             Kind::Range { func, .. } => Some(*func),
             Kind::Instant => None,
         };
-        if let Some(func) = func {
-            // As `select_range` does at every step.
-            self.check_deadline()?;
-            self.account(step.loaded)?;
-            for &i in &step.infos {
-                let labels = &series[i as usize].labels;
-                if let Some(metric) = rangefn::not_a_counter(func, labels) {
-                    rangefn::counter_info(self, func, metric);
-                }
-            }
-        } else {
-            self.account(step.loaded)?;
-        }
+        self.account_step(series, func, step.loaded, &step.infos)?;
         Ok(Some(StepCells { series, cells: step.cells, drop_name }))
+    }
+
+    /// Accounts one step of a series-major node as the step-by-step path does: its samples,
+    /// and for a range function `func` (as `select_range` does at every step) the deadline and
+    /// the "not a counter" infos of `series` first seen at this step.
+    fn account_step(
+        &mut self,
+        series: &[StoredSeries],
+        func: Option<&str>,
+        loaded: usize,
+        infos: &[u32],
+    ) -> Result<(), EvalError> {
+        let Some(func) = func else {
+            return self.account(loaded);
+        };
+        self.check_deadline()?;
+        self.account(loaded)?;
+        for &i in infos {
+            let labels = &series[i as usize].labels;
+            if let Some(metric) = rangefn::not_a_counter(func, labels) {
+                rangefn::counter_info(self, func, metric);
+            }
+        }
+        Ok(())
     }
 
     /// The answer of `e` at `t` as cells when `e` is evaluated series-major (an instant
