@@ -134,6 +134,15 @@ impl Storage {
             (self.cfg.wal_checkpoint_bytes as u64).max(checkpoint_bytes as u64),
             Ordering::SeqCst,
         );
+        tracing::debug!(
+            all,
+            series_days = series_days.len(),
+            samples_cut = moved,
+            head_samples = self.head.len(),
+            checkpoint_bytes,
+            wal_bytes,
+            "checkpoint"
+        );
         Ok(moved)
     }
 
