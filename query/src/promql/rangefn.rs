@@ -57,20 +57,37 @@ pub(crate) fn call_cells<'a>(
     c: &Call,
     t: i64,
 ) -> Result<Option<StepCells<'a>>, EvalError> {
-    let name = c.func.name;
-    let mi = matrix_arg(name).unwrap_or(0);
+    let scalars = scalar_args(ev, c, t)?;
+    cells_with(ev, c, &scalars, t)
+}
+
+/// The arguments of range function call `c` other than its range vector, evaluated at `t`
+/// in order.
+fn scalar_args(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Vec<f64>, EvalError> {
+    let mi = matrix_arg(c.func.name).unwrap_or(0);
     let mut scalars = Vec::new();
     for (i, a) in c.args.args.iter().enumerate() {
         if i != mi {
             scalars.push(ev.eval_scalar(a, t)?);
         }
     }
-    if c.args.args.get(mi).is_none() {
+    Ok(scalars)
+}
+
+/// [`call_cells`] with the scalar arguments evaluated already.
+fn cells_with<'a>(
+    ev: &mut Evaluator<'a>,
+    c: &Call,
+    scalars: &[f64],
+    t: i64,
+) -> Result<Option<StepCells<'a>>, EvalError> {
+    let name = c.func.name;
+    if c.args.args.get(matrix_arg(name).unwrap_or(0)).is_none() {
         return Ok(None);
     }
     let cells = ev.columns_step(ColumnsKey::call(c), t)?;
     if cells.is_some() {
-        quantile_warning(ev, name, &scalars);
+        quantile_warning(ev, name, scalars);
     }
     Ok(cells)
 }
@@ -80,16 +97,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, Eva
     let name = c.func.name;
     let mi = matrix_arg(name).unwrap_or(0);
     // Scalar arguments first, in order.
-    let mut scalars = Vec::new();
-    for (i, a) in c.args.args.iter().enumerate() {
-        if i != mi {
-            scalars.push(ev.eval_scalar(a, t)?);
-        }
-    }
+    let scalars = scalar_args(ev, c, t)?;
     let Some(marg) = c.args.args.get(mi) else {
         return Err(EvalError::BadData(format!("missing range argument to {name}")));
     };
-    if let Some(cells) = call_cells(ev, c, t)? {
+    if let Some(cells) = cells_with(ev, c, &scalars, t)? {
         return Ok(Inst::Vector(cells.into_elems()));
     }
     let (series, start, end) = ev.eval_range_arg(marg, t)?;
