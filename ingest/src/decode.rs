@@ -395,12 +395,27 @@ impl<'a> FastDecoder<'a, '_> {
 
 /// Parses a `Label`: name = 1, value = 2 (strings; the last occurrence wins, as in prost).
 fn label(buf: &[u8]) -> Fast<LabelRef<'_>> {
+    label_with(buf, |field| std::str::from_utf8(field).map_err(|_| Unhandled))
+}
+
+/// [`label`] of a `Label` known to be UTF-8 as a whole: name and value are sliced from it
+/// (a slice not on character boundaries, possible only with unusual fields, is `Unhandled`).
+fn label_of(msg: &str) -> Fast<LabelRef<'_>> {
+    let base = msg.as_ptr() as usize;
+    label_with(msg.as_bytes(), |field| {
+        let at = field.as_ptr() as usize - base;
+        msg.get(at..at + field.len()).ok_or(Unhandled)
+    })
+}
+
+/// Parses a `Label`, turning its string fields into text with `text`.
+fn label_with<'a>(buf: &'a [u8], text: impl Fn(&'a [u8]) -> Fast<&'a str>) -> Fast<LabelRef<'a>> {
     let (mut name, mut value) = ("", "");
     let mut r = Reader::new(buf);
     while !r.is_empty() {
         match r.key()? {
-            (1, wire::LEN) => name = r.str()?,
-            (2, wire::LEN) => value = r.str()?,
+            (1, wire::LEN) => name = text(r.bytes()?)?,
+            (2, wire::LEN) => value = text(r.bytes()?)?,
             (1 | 2, _) => return Err(Unhandled),
             (_, wire_type) => r.skip(wire_type)?,
         }
@@ -419,33 +434,6 @@ fn label_run(buf: &[u8]) -> usize {
         end = buf.len() - r.buf.len();
     }
     end
-}
-
-/// [`label`] of a `Label` known to be UTF-8 as a whole: name and value are sliced from it
-/// (a slice not on character boundaries, possible only with unusual fields, is `Unhandled`).
-fn label_of(msg: &str) -> Fast<LabelRef<'_>> {
-    let bytes = msg.as_bytes();
-    let (mut name, mut value) = ("", "");
-    let mut r = Reader::new(bytes);
-    while !r.is_empty() {
-        let key = r.key()?;
-        if let (1 | 2, wire::LEN) = key {
-            let field = r.bytes()?;
-            let at = field.as_ptr() as usize - bytes.as_ptr() as usize;
-            let s = msg.get(at..at + field.len()).ok_or(Unhandled)?;
-            if key.0 == 1 {
-                name = s;
-            } else {
-                value = s;
-            }
-            continue;
-        }
-        match key {
-            (1 | 2, _) => return Err(Unhandled),
-            (_, wire_type) => r.skip(wire_type)?,
-        }
-    }
-    Ok(LabelRef { name, value })
 }
 
 /// Parses a `Sample`: value = 1 (double), timestamp = 2 (int64 varint).

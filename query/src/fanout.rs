@@ -582,11 +582,17 @@ pub fn merge_samples(mut a: Vec<Sample>, mut b: Vec<Sample>) -> Vec<Sample> {
 
 /// Sorts samples by time and keeps the first of each timestamp; cheap when already in order.
 fn normalize_samples(samples: &mut Vec<Sample>) {
-    if samples.windows(2).all(|w| w[0].timestamp_ms < w[1].timestamp_ms) {
+    time_order(samples, |s| s.timestamp_ms);
+}
+
+/// Sorts `items` by their time `t` and keeps the first of each time; cheap when already in
+/// order.
+pub(crate) fn time_order<T>(items: &mut Vec<T>, t: impl Fn(&T) -> i64) {
+    if items.windows(2).all(|w| t(&w[0]) < t(&w[1])) {
         return;
     }
-    samples.sort_by_key(|s| s.timestamp_ms); // stable: the first of equal timestamps stays first
-    samples.dedup_by_key(|s| s.timestamp_ms);
+    items.sort_by_key(&t); // stable: the first of equal times stays first
+    items.dedup_by_key(|x| t(x));
 }
 
 /// Orders label sets (each sorted by name) lexicographically by (name, value) pairs.

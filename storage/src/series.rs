@@ -131,33 +131,7 @@ pub(crate) fn decode(id: u64, key: &[u8], b: &[u8]) -> Result<SeriesEntry, Stora
     Ok(SeriesEntry { tenant, labels })
 }
 
-/// A hasher for keys that are already hashes (series ids, series hashes, and tuples with
-/// them): one multiply per word instead of SipHash's rounds.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(26) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write_i32(&mut self, v: i32) {
-        self.write_u64(v as u32 as u64);
-    }
-}
-
-/// `HashMap` builder using [`IdHasher`].
-pub(crate) type IdBuild = std::hash::BuildHasherDefault<IdHasher>;
+pub(crate) use basin_proto::hash::IdBuild;
 
 /// A series id with the series' encoded form (see [`encode`]), which confirms a hash match in
 /// one contiguous comparison instead of chasing every label's `String`.

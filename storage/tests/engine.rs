@@ -636,6 +636,18 @@ fn concurrent_writes_cuts_and_selects_lose_nothing() {
 
 /// An acknowledged write survives the process dying without closing RocksDB: the test
 /// re-runs itself as a child that writes, then aborts (like kill -9: no destructors run).
+/// Runs test `name` alone in a child process of this test binary, with `var` set to `dir`
+/// (the child sees it and plays its part), and waits for it.
+fn run_child(name: &str, var: &str, dir: &std::path::Path) -> std::process::ExitStatus {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1"])
+        .env(var, dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+}
+
 #[test]
 fn acknowledged_writes_survive_abort() {
     const VAR: &str = "BASIN_STORAGE_CRASH_DIR";
@@ -646,13 +658,7 @@ fn acknowledged_writes_survive_abort() {
         std::process::abort();
     }
     let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["acknowledged_writes_survive_abort", "--exact", "--test-threads=1"])
-        .env(VAR, dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = run_child("acknowledged_writes_survive_abort", VAR, dir.path());
     assert!(!status.success(), "the child must have aborted");
     let st = open(dir.path());
     let got = select(&st, "", vec![eq("job", "crash")], T0, T0 + 1);
@@ -712,17 +718,7 @@ fn acknowledged_writes_survive_abort_during_checkpoints() {
         std::process::abort();
     }
     let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "acknowledged_writes_survive_abort_during_checkpoints",
-            "--exact",
-            "--test-threads=1",
-        ])
-        .env(VAR, dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = run_child("acknowledged_writes_survive_abort_during_checkpoints", VAR, dir.path());
     assert!(!status.success(), "the child must have aborted");
     let acked = std::fs::read_to_string(dir.path().join("acked")).unwrap();
     let mut want: std::collections::BTreeMap<(i64, i64), Vec<(i64, u64)>> = Default::default();

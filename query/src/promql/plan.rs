@@ -220,9 +220,7 @@ pub(crate) fn stored(series: storage::Series) -> StoredSeries {
         })
         .collect();
     if !flags.ordered {
-        // Time order with one sample per timestamp, the first one kept.
-        points.sort_by_key(|p| p.0);
-        points.dedup_by_key(|p| p.0);
+        crate::fanout::time_order(&mut points, |p| p.0);
         flags = Flags::default();
         points.iter().for_each(|&(t, v)| flags.see(t, v));
     }

@@ -20,11 +20,17 @@ pub(crate) fn split<T>(mut items: Vec<T>, per_thread: usize) -> Vec<Vec<T>> {
 /// answers in share order. A panic in a share is resumed here.
 pub(crate) fn map<T: Send, R: Send>(shares: Vec<Vec<T>>, f: impl Fn(Vec<T>) -> R + Sync) -> Vec<R> {
     let f = &f;
+    run(shares.into_iter().map(|share| move || f(share)))
+}
+
+/// Runs `jobs`, the first on this thread and the others on threads of their own; answers in
+/// job order. A panic in a job is resumed here.
+pub(crate) fn run<R: Send, J: FnOnce() -> R + Send>(jobs: impl IntoIterator<Item = J>) -> Vec<R> {
     std::thread::scope(|scope| {
-        let mut shares = shares.into_iter();
-        let first = shares.next();
-        let handles: Vec<_> = shares.map(|share| scope.spawn(move || f(share))).collect();
-        let mut out: Vec<R> = first.into_iter().map(f).collect();
+        let mut jobs = jobs.into_iter();
+        let first = jobs.next();
+        let handles: Vec<_> = jobs.map(|job| scope.spawn(job)).collect();
+        let mut out: Vec<R> = first.into_iter().map(|job| job()).collect();
         for h in handles {
             match h.join() {
                 Ok(r) => out.push(r),

@@ -5,9 +5,9 @@
 //! `label_replace` can still read it and aggregations can group by it.
 
 use basin_proto::METRIC_NAME;
+use basin_proto::hash::IdBuild;
 use basin_proto::storage::Label;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// A label set sorted by name, shared cheaply between steps.
@@ -124,7 +124,7 @@ pub(crate) fn addr(labels: &Labels) -> usize {
 /// part of a key.
 #[derive(Debug)]
 pub(crate) struct AddrMap<V> {
-    map: HashMap<(usize, usize), V, BuildHasherDefault<AddrHasher>>,
+    map: HashMap<(usize, usize), V, IdBuild>,
     held: Vec<Labels>,
 }
 
@@ -165,36 +165,8 @@ impl<V: Copy> AddrMap<V> {
     }
 }
 
-/// A hash set of small integer keys (ids, addresses), hashed with [`AddrHasher`].
-pub(crate) type IdSet<T> = std::collections::HashSet<T, BuildHasherDefault<AddrHasher>>;
-
-/// A hasher for addresses (Fx-style multiply-rotate; addresses need no DoS protection).
-#[derive(Debug, Default)]
-pub(crate) struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
+/// A hash set of small integer keys (ids, addresses), hashed with [`IdBuild`].
+pub(crate) type IdSet<T> = std::collections::HashSet<T, IdBuild>;
 
 /// Dense ids for the keys of label sets (grouping or matching keys), remembered across steps:
 /// a label set is found by its address, and its key is built only the first time it is seen.

@@ -13,6 +13,7 @@ use crate::promql::aggregate::{Acc, accumulates, group_series};
 use crate::promql::eval::Evaluator;
 use crate::promql::plan::{Fetched, selector_id};
 use crate::promql::rangefn::{self, Edges, Extrapolation};
+use crate::promql::shares;
 use crate::promql::types::{Elem, Labels};
 use promql_parser::parser::{AggregateExpr, Expr};
 use std::sync::Arc;
@@ -99,18 +100,11 @@ impl Fused<'_> {
         let share = n.div_ceil(threads);
         let (op, group, lookback) = (self.op, self.group.as_slice(), self.input.grid.lookback);
         let input = Input::of(&self.input);
-        let parts: Vec<Result<Part, ()>> = std::thread::scope(|scope| {
-            let jobs = times.chunks(share).map(|times| {
-                let input = &input;
+        let input = &input;
+        let parts =
+            shares::run(times.chunks(share).map(|times| {
                 move || fill_part(input, op, group, groups, times, lookback, deadline)
-            });
-            let mut jobs = jobs.collect::<Vec<_>>().into_iter();
-            let first = jobs.next();
-            let handles: Vec<_> = jobs.map(|job| scope.spawn(job)).collect();
-            let mut out: Vec<Result<Part, ()>> = first.into_iter().map(|job| job()).collect();
-            out.extend(handles.into_iter().map(|h| h.join().unwrap_or(Err(()))));
-            out
-        });
+            }));
         let mut block = Vec::with_capacity(n);
         let mut pending = match &mut self.input.kind {
             Kind::Range { info_pending, .. } => Some(info_pending),

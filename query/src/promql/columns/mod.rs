@@ -328,22 +328,9 @@ impl<'a> Columns<'a> {
         let lookback = self.grid.lookback;
         let times = times.as_slice();
         let jobs = self.series.chunks(share).zip(self.cursors.chunks_mut(share)).zip(kinds);
-        let parts: Vec<Result<Vec<Step>, ()>> = std::thread::scope(|scope| {
-            let mut handles = Vec::new();
-            let mut first = None;
-            for (p, ((series, cursors), kind)) in jobs.enumerate() {
-                let job =
-                    move || fill_part(series, p * share, cursors, kind, times, lookback, deadline);
-                if p == 0 {
-                    first = Some(job);
-                } else {
-                    handles.push(scope.spawn(job));
-                }
-            }
-            let mut out: Vec<Result<Vec<Step>, ()>> = first.into_iter().map(|job| job()).collect();
-            out.extend(handles.into_iter().map(|h| h.join().unwrap_or(Err(()))));
-            out
-        });
+        let parts = shares::run(jobs.enumerate().map(|(p, ((series, cursors), kind))| {
+            move || fill_part(series, p * share, cursors, kind, times, lookback, deadline)
+        }));
         let mut chunk: Vec<Step> = (0..n).map(|_| Step::default()).collect();
         for part in parts {
             for (step, mut got) in chunk.iter_mut().zip(part?) {
