@@ -29,7 +29,7 @@ use crate::codec;
 use crate::error::StorageError;
 use crate::keys;
 use basin_proto::storage::Sample;
-use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{DBRawIterator, ReadOptions, WriteBatch, WriteOptions};
 use std::sync::atomic::Ordering;
 
 /// Series-days cut per committed batch.
@@ -82,6 +82,8 @@ impl Storage {
         let mut part = RecordBuilder::new(now_ms());
         let mut moved = 0u64;
         for batch in series_days.chunks(SERIES_PER_BATCH) {
+            // One iterator for the batch: its chunks change only when the batch commits.
+            let mut it = self.chunk_rewrite_iterator();
             let mut wb = WriteBatch::default();
             let mut cuts: Vec<(SeriesDay, Vec<Sample>)> = Vec::new();
             for &(key, _) in batch {
@@ -101,7 +103,7 @@ impl Storage {
                     }
                 }
                 if !samples.is_empty() {
-                    self.cut_series_day(&mut wb, key, samples.clone())?;
+                    self.cut_series_day(&mut it, &mut wb, key, samples.clone())?;
                     moved += samples.len() as u64;
                     cuts.push((key, samples));
                 }
@@ -146,10 +148,20 @@ impl Storage {
         Ok(moved)
     }
 
+    /// An iterator over chunks about to be rewritten: each seek stays within its series-day
+    /// prefix, and what it reads does not fill the block cache (it is about to be replaced).
+    fn chunk_rewrite_iterator(&self) -> DBRawIterator<'_> {
+        let mut ro = ReadOptions::default();
+        ro.set_prefix_same_as_start(true);
+        ro.fill_cache(false);
+        self.db.raw_iterator_cf_opt(self.cf(CF_CHUNKS), ro)
+    }
+
     /// Adds to `wb` the chunks of one series-day rewritten with `head` (time-ordered head
     /// samples) merged in.
     fn cut_series_day(
         &self,
+        it: &mut DBRawIterator<'_>,
         wb: &mut WriteBatch,
         (day, id): SeriesDay,
         head: Vec<Sample>,
@@ -157,13 +169,8 @@ impl Storage {
         let Some(head_min) = head.first().map(|s| s.timestamp_ms) else { return Ok(()) };
 
         // Chunks to rewrite: those ending at or after the first head sample, and the last
-        // earlier one when it has room. Read without filling the block cache: they are
-        // about to be replaced.
+        // earlier one when it has room.
         let chunks_cf = self.cf(CF_CHUNKS);
-        let mut ro = ReadOptions::default();
-        ro.set_prefix_same_as_start(true);
-        ro.fill_cache(false);
-        let mut it = self.db.raw_iterator_cf_opt(chunks_cf, ro);
         let decode = |k: &[u8], v: &[u8]| {
             codec::decode(v).map_err(|e| self.corrupt_chunk(id, k, e.to_string()))
         };
