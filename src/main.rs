@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    malloc::limit_arenas();
+    malloc::tune();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Standalone(cli.standalone));
     if let Command::PromqlTest(args) = &command {
