@@ -339,6 +339,13 @@ impl Acc {
         }
     }
 
+    /// [`Self::add`] for `sum`, inlined where it is called.
+    #[inline(always)]
+    pub(crate) fn add_sum(&mut self, f: f64) {
+        self.count += 1.0;
+        (self.value, self.comp) = kahan_inc(f, self.value, self.comp);
+    }
+
     /// The group's result.
     pub(crate) fn result(&self, op: u16) -> f64 {
         match op {

@@ -18,6 +18,7 @@ use promql_parser::parser::{Call, Expr};
 use std::sync::Arc;
 
 /// Neumaier-compensated summation step: returns the new sum and compensation.
+#[inline]
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {

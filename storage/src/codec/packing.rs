@@ -187,17 +187,20 @@ fn rice(residuals: &[i64]) -> Option<Packing> {
         .min_by_key(|p| p.bytes(residuals))
 }
 
-/// Reads `count` residuals packed with `code` from `b` at `*pos`.
+/// Reads `count` residuals packed with `code` from `b` at `*pos` into `out`, replacing
+/// what it held (a buffer reused from chunk to chunk).
 pub(super) fn read(
     code: u8,
     b: &[u8],
     pos: &mut usize,
     count: usize,
     what: &'static str,
-) -> Result<Vec<i64>, CodecError> {
+    out: &mut Vec<i64>,
+) -> Result<(), CodecError> {
     let truncated = CodecError::Truncated(what);
     let uvarint = |pos: &mut usize| get_uvarint(b, pos).ok_or(CodecError::Truncated(what));
-    let mut out = Vec::with_capacity(count);
+    out.clear();
+    out.reserve(count);
     match code {
         FIXED => {
             let width = u32::from(*b.get(*pos).ok_or(truncated.clone())?);
@@ -248,13 +251,13 @@ pub(super) fn read(
                 *pos += n;
                 let mut word = [0u8; 8];
                 word[..n].copy_from_slice(bytes);
-                split(u64::from_le_bytes(word), radix, digits, min, g, &mut out);
+                split(u64::from_le_bytes(word), radix, digits, min, g, out);
                 left -= digits;
             }
         }
         other => return Err(CodecError::Unknown { what: "packing", value: other }),
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Appends the `digits` base-`radix` digits of `v` (least significant first) to `out`, each as
@@ -420,7 +423,8 @@ mod tests {
         p.write(residuals, &mut b);
         assert_eq!(b.len() - 1, p.bytes(residuals), "{p:?} size");
         let mut pos = 1;
-        let got = read(p.code(), &b, &mut pos, residuals.len(), "test").unwrap();
+        let mut got = vec![7];
+        read(p.code(), &b, &mut pos, residuals.len(), "test", &mut got).unwrap();
         assert_eq!(pos, b.len(), "{p:?} consumed everything");
         got
     }
@@ -493,7 +497,9 @@ mod tests {
             p.write(&rs, &mut b);
             for cut in 0..b.len() {
                 let mut pos = 0;
-                assert!(read(p.code(), &b[..cut], &mut pos, rs.len(), "t").is_err(), "{p:?} {cut}");
+                let mut out = Vec::new();
+                    let got = read(p.code(), &b[..cut], &mut pos, rs.len(), "t", &mut out);
+                    assert!(got.is_err(), "{p:?} {cut}");
             }
         }
     }

@@ -357,6 +357,7 @@ const SERIES_PER_READ_THREAD: usize = if cfg!(test) { 2 } else { 1024 };
 pub(crate) struct ChunkReader<'a> {
     storage: &'a Storage,
     it: rocksdb::DBRawIteratorWithThreadMode<'a, DB>,
+    decoder: codec::Decoder,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -365,7 +366,7 @@ impl<'a> ChunkReader<'a> {
         // Each seek stays within its (day, id) prefix, so prefix bloom filters apply.
         ro.set_prefix_same_as_start(true);
         let it = storage.db.raw_iterator_cf_opt(storage.cf(CF_CHUNKS), ro);
-        Self { storage, it }
+        Self { storage, it, decoder: codec::Decoder::default() }
     }
 
     /// Samples in `[lo, hi]` from the chunks of one series-day. Chunk keys carry the
@@ -377,7 +378,7 @@ impl<'a> ChunkReader<'a> {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<Sample>, StorageError> {
-        let it = &mut self.it;
+        let (it, decoder) = (&mut self.it, &mut self.decoder);
         it.seek(keys::data_key(day, id, lo));
         let mut out = Vec::new();
         while it.valid() {
@@ -392,7 +393,7 @@ impl<'a> ChunkReader<'a> {
             // Decoded straight into the output; a time-ordered chunk's samples in
             // `[lo, hi]` are one run of it, and the rest is cut off again.
             let base = out.len();
-            codec::decode_into(v, &mut out).map_err(|e| corrupt(e.to_string()))?;
+            decoder.decode_into(v, &mut out).map_err(|e| corrupt(e.to_string()))?;
             let chunk = &out[base..];
             if chunk.first().is_some_and(|s| s.timestamp_ms > hi) {
                 out.truncate(base);

@@ -10,6 +10,7 @@
 use super::{Columns, Grid, Kind, advance, instant_steps, range_call, seek, unparen};
 use crate::promql::EvalError;
 use crate::promql::aggregate::{Acc, accumulates, group_series};
+use promql_parser::parser::token::T_SUM;
 use crate::promql::eval::Evaluator;
 use crate::promql::plan::{Fetched, selector_id};
 use crate::promql::rangefn::{self, Edges, Extrapolation};
@@ -173,8 +174,26 @@ struct Part {
     infos: Vec<(usize, u32)>,
 }
 
-/// Computes the steps at `times` over all series, in series order.
+/// Computes the steps at `times` over all series, in series order. `sum`, the most common
+/// operator, gets a copy of its own, in which the accumulator's update inlines.
 fn fill_part(
+    input: &Input<'_>,
+    op: u16,
+    group: &[u32],
+    groups: usize,
+    times: &[(i64, i64)],
+    lookback: i64,
+    deadline: Instant,
+) -> Result<Part, ()> {
+    if op == T_SUM {
+        fill_part_as::<true>(input, op, group, groups, times, lookback, deadline)
+    } else {
+        fill_part_as::<false>(input, op, group, groups, times, lookback, deadline)
+    }
+}
+
+/// [`fill_part`] for operator `op`, which is `sum` when `SUM`.
+fn fill_part_as<const SUM: bool>(
     input: &Input<'_>,
     op: u16,
     group: &[u32],
@@ -186,6 +205,8 @@ fn fill_part(
     let n = times.len();
     let mut accs = vec![Acc::default(); n * groups];
     let mut steps: Vec<Step> = (0..n).map(|_| Step::default()).collect();
+    // Samples loaded per step, kept apart from `steps` to stay dense.
+    let mut loaded = vec![0usize; n];
     let mut infos = Vec::new();
     let mut edges = Vec::with_capacity(n);
     let (Some(&(_, first)), Some(&(_, last))) = (times.first(), times.last()) else {
@@ -196,6 +217,8 @@ fn fill_part(
         if acc.count == 0.0 {
             *acc = Acc::first(op, v);
             steps[k].values.push((g, 0.0));
+        } else if SUM {
+            acc.add_sum(v);
         } else {
             acc.add(op, v);
         }
@@ -205,69 +228,75 @@ fn fill_part(
             return Err(());
         }
         let g = group[i];
-        match &input.range {
-            None => {
-                let p = &s.points;
-                if p.first().is_none_or(|x| x.0 > last) {
-                    continue;
-                }
-                instant_steps(p, seek(p, first), times, lookback, |k, _, v| {
-                    steps[k].loaded += 1;
-                    add(k, g, v, &mut steps);
-                });
+        let Some(r) = &input.range else {
+            let p = &s.points;
+            if p.first().is_none_or(|x| x.0 > last) {
+                continue;
             }
-            Some(r) => {
-                let p: &[(i64, f64)] = &r.live[i];
-                let start = first.saturating_sub(r.range);
-                let mut lo = seek(p, start);
-                let mut hi = lo;
-                let mut pending = r.info_pending[i];
-                let resets = r.extrapolation.is_some_and(|x| x.counter()) && r.resets[i];
-                edges.clear();
-                for (k, &(t, end)) in times.iter().enumerate() {
-                    let start = end.saturating_sub(r.range);
-                    lo = advance(p, lo, start);
-                    hi = advance(p, hi.max(lo), end);
-                    let window = &p[lo..hi];
-                    if window.is_empty() {
-                        continue;
-                    }
-                    steps[k].loaded += window.len();
-                    if pending {
-                        pending = false;
-                        infos.push((k, i as u32));
-                    }
-                    if r.extrapolation.is_some() {
-                        // Gathered first and computed below in one run, where the windows'
-                        // divisions overlap instead of waiting on this loop's branches.
-                        if let Some(e) = Edges::of(window, resets) {
-                            edges.push((k, start, end, e));
-                        }
-                        continue;
-                    }
-                    let v = rangefn::apply(
-                        r.func,
-                        window,
-                        r.resets[i],
-                        r.scalars,
-                        start,
-                        end,
-                        end - start,
-                        t,
-                    );
-                    if let Some(v) = v {
-                        add(k, g, v, &mut steps);
-                    }
+            instant_steps(p, seek(p, first), times, lookback, |k, _, v| {
+                loaded[k] += 1;
+                add(k, g, v, &mut steps);
+            });
+            continue;
+        };
+        let p: &[(i64, f64)] = &r.live[i];
+        let mut lo = seek(p, first.saturating_sub(r.range));
+        let mut hi = lo;
+        let mut pending = r.info_pending[i];
+        if let Some(x) = r.extrapolation {
+            // Windows first, then their values in one run, where the divisions of many
+            // windows overlap instead of waiting on this loop's branches.
+            let resets = x.counter() && r.resets[i];
+            edges.clear();
+            for (k, &(_, end)) in times.iter().enumerate() {
+                let start = end.saturating_sub(r.range);
+                lo = advance(p, lo, start);
+                hi = advance(p, hi.max(lo), end);
+                let window = &p[lo..hi];
+                loaded[k] += window.len();
+                if pending && !window.is_empty() {
+                    pending = false;
+                    infos.push((k, i as u32));
                 }
-                if let Some(x) = r.extrapolation {
-                    for &(k, start, end, e) in &edges {
-                        add(k, g, e.extrapolate(start, end, x), &mut steps);
-                    }
+                if let Some(e) = Edges::of(window, resets) {
+                    edges.push((k, start, end, e));
                 }
+            }
+            for &(k, start, end, e) in &edges {
+                add(k, g, e.extrapolate(start, end, x), &mut steps);
+            }
+            continue;
+        }
+        for (k, &(t, end)) in times.iter().enumerate() {
+            let start = end.saturating_sub(r.range);
+            lo = advance(p, lo, start);
+            hi = advance(p, hi.max(lo), end);
+            let window = &p[lo..hi];
+            if window.is_empty() {
+                continue;
+            }
+            loaded[k] += window.len();
+            if pending {
+                pending = false;
+                infos.push((k, i as u32));
+            }
+            let v = rangefn::apply(
+                r.func,
+                window,
+                r.resets[i],
+                r.scalars,
+                start,
+                end,
+                end - start,
+                t,
+            );
+            if let Some(v) = v {
+                add(k, g, v, &mut steps);
             }
         }
     }
     for (k, step) in steps.iter_mut().enumerate() {
+        step.loaded = loaded[k];
         for (g, v) in &mut step.values {
             *v = accs[k * groups + *g as usize].result(op);
         }

@@ -550,15 +550,12 @@ fn seek(p: &[(i64, f64)], t: i64) -> usize {
 
 /// Moves cursor `c` forward past the points at or before `t` (`p` sorted by time).
 ///
-/// From one step to the next a cursor usually moves by none to two points, in a pattern the
-/// branch predictor cannot follow when timestamps jitter: those first two moves are taken
-/// without branching, and the loop after them rarely runs.
+/// A plain loop: scrapes are regular, so from one step to the next a cursor moves by the
+/// same number of points and the branch predictor runs ahead. Branch-free moves made each
+/// step's position wait on the loads of the last one: with them, `fill_part` of
+/// `sum by (job) (rate(...))` over 10,000 series took 85 ms on one thread instead of 70 ms.
 #[inline(always)]
 fn advance(p: &[(i64, f64)], mut c: usize, t: i64) -> usize {
-    if c + 2 <= p.len() {
-        c += usize::from(p[c].0 <= t);
-        c += usize::from(p[c].0 <= t);
-    }
     while c < p.len() && p[c].0 <= t {
         c += 1;
     }
