@@ -390,7 +390,7 @@ impl Edges {
     /// computes it, operation for operation but one: milliseconds become seconds by a
     /// multiplication with 0.001 rather than a division by 1000 (results may differ from
     /// Prometheus' in the last bit; three divisions per window were a fifth of the time of
-    /// `sum(rate(...))`). Branch-free, so that many windows in a row overlap in the pipeline.
+    /// `sum(rate(...))`). Branch-free.
     #[inline(always)]
     pub(crate) fn extrapolate(&self, range_start: i64, range_end: i64, x: Extrapolation) -> f64 {
         let result = self.increase;

@@ -139,7 +139,7 @@ struct Input<'s> {
 
 struct RangeInput<'s> {
     func: &'static str,
-    /// Set for `rate`, `increase` and `delta`, computed in a batch per series.
+    /// Set for `rate`, `increase` and `delta`, computed from each window's edges.
     extrapolation: Option<Extrapolation>,
     range: i64,
     scalars: &'s [f64],
@@ -208,7 +208,6 @@ fn fill_part_as<const SUM: bool>(
     // Samples loaded per step, kept apart from `steps` to stay dense.
     let mut loaded = vec![0usize; n];
     let mut infos = Vec::new();
-    let mut edges = Vec::with_capacity(n);
     let (Some(&(_, first)), Some(&(_, last))) = (times.first(), times.last()) else {
         return Ok(Part { steps, infos });
     };
@@ -244,10 +243,7 @@ fn fill_part_as<const SUM: bool>(
         let mut hi = lo;
         let mut pending = r.info_pending[i];
         if let Some(x) = r.extrapolation {
-            // Windows first, then their values in one run, where the divisions of many
-            // windows overlap instead of waiting on this loop's branches.
             let resets = x.counter() && r.resets[i];
-            edges.clear();
             for (k, &(_, end)) in times.iter().enumerate() {
                 let start = end.saturating_sub(r.range);
                 lo = advance(p, lo, start);
@@ -259,11 +255,8 @@ fn fill_part_as<const SUM: bool>(
                     infos.push((k, i as u32));
                 }
                 if let Some(e) = Edges::of(window, resets) {
-                    edges.push((k, start, end, e));
+                    add(k, g, e.extrapolate(start, end, x), &mut steps);
                 }
-            }
-            for &(k, start, end, e) in &edges {
-                add(k, g, e.extrapolate(start, end, x), &mut steps);
             }
             continue;
         }
