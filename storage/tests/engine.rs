@@ -376,6 +376,29 @@ fn dedup_interval_keeps_last_sample_per_interval() {
 }
 
 #[test]
+fn reads_merge_each_days_chunks_with_its_head_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = open(dir.path());
+    let l = [("__name__", "m"), ("job", "y")];
+    let boundary = T0.div_euclid(DAY) * DAY;
+    let at = |i: i64| boundary + i * 10_000;
+    // Chunks on both sides of midnight, then head samples on both sides: new ones between
+    // and after the chunked ones, and rewrites of chunked timestamps (the head wins).
+    let chunked: Vec<(i64, f64)> = (-30..30).step_by(2).map(|i| (at(i), i as f64)).collect();
+    write(&st, "", vec![series(&l, &chunked)]);
+    st.flush().unwrap();
+    let head: Vec<(i64, f64)> =
+        [-29, -10, -4, 1, 4, 7, 30, 31].iter().map(|&i| (at(i), 1000.0 + i as f64)).collect();
+    write(&st, "", vec![series(&l, &head)]);
+    let mut want = std::collections::BTreeMap::new();
+    want.extend(chunked.iter().copied());
+    want.extend(head.iter().copied());
+    let got = select(&st, "", vec![eq("job", "y")], at(-40), at(40));
+    let got: Vec<(i64, f64)> = got[0].samples.iter().map(|s| (s.timestamp_ms, s.value)).collect();
+    assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+}
+
+#[test]
 fn chunks_hold_many_samples_across_days() {
     let dir = tempfile::tempdir().unwrap();
     let st = open(dir.path());

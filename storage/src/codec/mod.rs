@@ -368,8 +368,7 @@ impl Decoder {
                     if len == 0 || lead + len > 8 {
                         return Err(CodecError::BadControl(ctl));
                     }
-                    let bytes =
-                        b.get(r.pos..r.pos + len).ok_or(CodecError::Truncated("values"))?;
+                    let bytes = b.get(r.pos..r.pos + len).ok_or(CodecError::Truncated("values"))?;
                     r.pos += len;
                     let mut full = [0u8; 8];
                     full[lead..lead + len].copy_from_slice(bytes);

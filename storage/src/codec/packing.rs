@@ -498,8 +498,8 @@ mod tests {
             for cut in 0..b.len() {
                 let mut pos = 0;
                 let mut out = Vec::new();
-                    let got = read(p.code(), &b[..cut], &mut pos, rs.len(), "t", &mut out);
-                    assert!(got.is_err(), "{p:?} {cut}");
+                let got = read(p.code(), &b[..cut], &mut pos, rs.len(), "t", &mut out);
+                assert!(got.is_err(), "{p:?} {cut}");
             }
         }
     }

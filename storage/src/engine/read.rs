@@ -160,8 +160,14 @@ impl Storage {
                     if lo > hi {
                         continue;
                     }
-                    let chunked = chunks.read(id, day, lo, hi)?;
-                    merge_into(&mut samples, chunked, head);
+                    // Days do not overlap in time: each one's chunks append to the series'
+                    // samples, and only a day with head samples needs a merge.
+                    let base = samples.len();
+                    chunks.read_into(id, day, lo, hi, &mut samples)?;
+                    if !head.is_empty() {
+                        let chunked = samples.split_off(base);
+                        merge_into(&mut samples, chunked, head);
+                    }
                 }
                 if let Some(interval) = self.cfg.dedup_interval {
                     dedup(&mut samples, interval.as_millis() as i64);
@@ -369,18 +375,19 @@ impl<'a> ChunkReader<'a> {
         Self { storage, it, decoder: codec::Decoder::default() }
     }
 
-    /// Samples in `[lo, hi]` from the chunks of one series-day. Chunk keys carry the
-    /// chunk's last timestamp, so the first chunk that can overlap is one seek away.
-    pub(crate) fn read(
+    /// Appends the samples in `[lo, hi]` from the chunks of one series-day to `out`. Chunk
+    /// keys carry the chunk's last timestamp, so the first chunk that can overlap is one
+    /// seek away.
+    pub(crate) fn read_into(
         &mut self,
         id: u64,
         day: i32,
         lo: i64,
         hi: i64,
-    ) -> Result<Vec<Sample>, StorageError> {
+        out: &mut Vec<Sample>,
+    ) -> Result<(), StorageError> {
         let (it, decoder) = (&mut self.it, &mut self.decoder);
         it.seek(keys::data_key(day, id, lo));
-        let mut out = Vec::new();
         while it.valid() {
             let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
             let corrupt = |why: String| self.storage.corrupt_chunk(id, k, why);
@@ -393,7 +400,7 @@ impl<'a> ChunkReader<'a> {
             // Decoded straight into the output; a time-ordered chunk's samples in
             // `[lo, hi]` are one run of it, and the rest is cut off again.
             let base = out.len();
-            decoder.decode_into(v, &mut out).map_err(|e| corrupt(e.to_string()))?;
+            decoder.decode_into(v, out).map_err(|e| corrupt(e.to_string()))?;
             let chunk = &out[base..];
             if chunk.first().is_some_and(|s| s.timestamp_ms > hi) {
                 out.truncate(base);
@@ -406,7 +413,7 @@ impl<'a> ChunkReader<'a> {
             it.next();
         }
         it.status()?;
-        Ok(out)
+        Ok(())
     }
 }
 

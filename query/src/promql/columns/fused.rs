@@ -10,12 +10,12 @@
 use super::{Columns, Grid, Kind, advance, instant_steps, range_call, seek, unparen};
 use crate::promql::EvalError;
 use crate::promql::aggregate::{Acc, accumulates, group_series};
-use promql_parser::parser::token::T_SUM;
 use crate::promql::eval::Evaluator;
 use crate::promql::plan::{Fetched, selector_id};
 use crate::promql::rangefn::{self, Edges, Extrapolation};
 use crate::promql::shares;
 use crate::promql::types::{Elem, Labels};
+use promql_parser::parser::token::T_SUM;
 use promql_parser::parser::{AggregateExpr, Expr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -273,16 +273,8 @@ fn fill_part_as<const SUM: bool>(
                 pending = false;
                 infos.push((k, i as u32));
             }
-            let v = rangefn::apply(
-                r.func,
-                window,
-                r.resets[i],
-                r.scalars,
-                start,
-                end,
-                end - start,
-                t,
-            );
+            let v =
+                rangefn::apply(r.func, window, r.resets[i], r.scalars, start, end, end - start, t);
             if let Some(v) = v {
                 add(k, g, v, &mut steps);
             }
