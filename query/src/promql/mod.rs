@@ -306,7 +306,23 @@ impl Engine {
             eval_ms = fetched.elapsed().as_secs_f64() * 1e3,
             "query evaluated"
         );
-        Ok(Annotated { result: QueryResult { value, warnings }, infos: ev.infos })
+        let infos = std::mem::take(&mut ev.infos);
+        drop(ev);
+        drop_later(data);
+        Ok(Annotated { result: QueryResult { value, warnings }, infos })
+    }
+}
+
+/// Frees the fetched series on a thread of their own when they are many: freeing millions
+/// of samples and thousands of label sets took 3–6 ms that the answer need not wait for.
+fn drop_later(data: Fetched) {
+    /// Samples from which the fetched data is freed in the background.
+    const BACKGROUND_FROM: usize = 100_000;
+    let samples: usize = data.values().flatten().map(|s| s.points.len()).sum();
+    if samples >= BACKGROUND_FROM {
+        // Should the thread not start, the closure and the data are dropped right here.
+        let _ =
+            std::thread::Builder::new().name("basin-query-free".into()).spawn(move || drop(data));
     }
 }
 

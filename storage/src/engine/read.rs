@@ -250,7 +250,7 @@ impl Storage {
             }
             out.push(Series { labels: entry.labels.clone(), samples });
         }
-        out.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+        out.sort_unstable_by(|a, b| cmp_labels(&a.labels, &b.labels));
         tracing::debug!(
             series = out.len(),
             samples = total,
@@ -334,7 +334,7 @@ impl Storage {
             .into_iter()
             .map(|(_, e, _)| Series { labels: e.labels.clone(), samples: Vec::new() })
             .collect();
-        out.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
+        out.sort_unstable_by(|a, b| cmp_labels(&a.labels, &b.labels));
         if req.limit > 0 {
             out.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
         }
