@@ -383,8 +383,8 @@ impl Answer {
         Self { payload: Payload::Data(data), warnings, infos: Vec::new() }
     }
 
-    /// The HTTP response. Matrices and exports are streamed a batch of series at a time, and
-    /// each series is dropped once encoded.
+    /// The HTTP response. Matrices and exports are streamed a batch of series at a time,
+    /// encoded on all cores, and each series is dropped once encoded.
     fn into_response(self) -> Response {
         let Self { payload, warnings, infos } = self;
         match payload {
@@ -396,9 +396,11 @@ impl Answer {
                 let head = format!("{}{}", json::SUCCESS_HEAD, json::MATRIX_HEAD);
                 let mut tail = String::from("]}");
                 json::write_success_tail(&mut tail, &warnings, &infos);
-                let items = series.into_iter().enumerate();
-                let encode = |out: &mut String, (i, s)| json::write_matrix_series(out, i, &s);
-                let body = stream::body(head, items, encode, tail);
+                let encode = |out: &mut String, i, s: crate::promql::value::Series| {
+                    json::write_matrix_series(out, i, &s)
+                };
+                let points = |s: &crate::promql::value::Series| s.points.len();
+                let body = stream::body(head, series, encode, points, tail);
                 with_content_type(body, "application/json")
             }
             Payload::Query(value) => {
@@ -407,8 +409,9 @@ impl Answer {
                 json_response(StatusCode::OK, json::success(&data, &warnings, &infos))
             }
             Payload::Export(series) => {
-                let encode = |out: &mut String, s: Series| export::write_line(out, &s);
-                let body = stream::body(String::new(), series.into_iter(), encode, String::new());
+                let encode = |out: &mut String, _, s: Series| export::write_line(out, &s);
+                let samples = |s: &Series| s.samples.len();
+                let body = stream::body(String::new(), series, encode, samples, String::new());
                 with_content_type(body, "application/stream+json; charset=utf-8")
             }
         }

@@ -19,7 +19,7 @@ mod histogram;
 mod plan;
 mod position;
 mod rangefn;
-mod shares;
+pub(crate) mod shares;
 mod strings;
 mod types;
 pub mod value;
