@@ -67,16 +67,17 @@ impl Packing {
     pub(super) fn best(residuals: &[i64]) -> (Packing, usize) {
         let min = residuals.iter().copied().min().unwrap_or(0);
         let offsets = residuals.iter().map(|&r| r.wrapping_sub(min) as u64);
-        let g = offsets.clone().fold(0, gcd);
+        // Noisy values reach a divisor of 1 early, and no later offset changes it.
+        let g =
+            offsets.clone().try_fold(0, |g, o| Some(gcd(g, o)).filter(|&g| g != 1)).unwrap_or(1);
         let max_q = offsets.max().unwrap_or(0).checked_div(g).unwrap_or(0);
         let mut options = vec![Packing::Fixed { min, g, width: bits_of(max_q) }];
         if let Some(radix) = max_q.checked_add(1).filter(|&r| r >= 3) {
             options.push(Packing::Radix { min, g, radix });
         }
-        options.extend(rice(residuals));
-        options
-            .into_iter()
-            .map(|p| (p, p.bytes(residuals)))
+        let sized = options.into_iter().map(|p| (p, p.bytes(residuals)));
+        sized
+            .chain(rice(residuals))
             .min_by_key(|&(_, bytes)| bytes)
             .unwrap_or((Packing::Fixed { min: 0, g: 0, width: 0 }, 0))
     }
@@ -170,8 +171,9 @@ impl Packing {
     }
 }
 
-/// The Rice packing with the best `k` near the mean magnitude, centered on the median.
-fn rice(residuals: &[i64]) -> Option<Packing> {
+/// The Rice packing with the best `k` near the mean magnitude, centered on the median, and
+/// its size: [`Packing::bytes`] of each candidate `k`, all summed in one pass.
+fn rice(residuals: &[i64]) -> Option<(Packing, usize)> {
     if residuals.is_empty() {
         return None;
     }
@@ -182,9 +184,22 @@ fn rice(residuals: &[i64]) -> Option<Packing> {
         residuals.iter().fold(0u128, |acc, &r| acc + u128::from(zigzag(r.wrapping_sub(center))));
     let mean = u64::try_from(sum / residuals.len() as u128).unwrap_or(u64::MAX);
     let k0 = bits_of(mean).saturating_sub(1);
-    (k0.saturating_sub(1)..=(k0 + 1).min(63))
-        .map(|k| Packing::Rice { center, k })
-        .min_by_key(|p| p.bytes(residuals))
+    let ks = [k0.saturating_sub(1), k0, (k0 + 1).min(63)];
+    let mut bits = [0u64; 3];
+    for &r in residuals {
+        let u = zigzag(r.wrapping_sub(center));
+        for (b, &k) in bits.iter_mut().zip(&ks) {
+            *b = b.saturating_add(1 + u64::from(k)).saturating_add(u >> k);
+        }
+    }
+    let header = 1 + uvarint_len(zigzag(center));
+    ks.iter()
+        .zip(bits)
+        .map(|(&k, bits)| {
+            let body = usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX);
+            (Packing::Rice { center, k }, header.saturating_add(body))
+        })
+        .min_by_key(|&(_, bytes)| bytes)
 }
 
 /// Reads `count` residuals packed with `code` from `b` at `*pos` into `out`, replacing
@@ -417,6 +432,31 @@ impl<'a> BitReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn best_reports_the_size_of_the_packing_it_picks() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..400 {
+            let n = 1 + (next() % 200) as usize;
+            let spread = 1u64 << (case % 40);
+            let scale = [1, 3, 4096][case % 3];
+            let rs: Vec<i64> =
+                (0..n).map(|_| (next() % spread) as i64 * scale - (spread / 2) as i64).collect();
+            let (p, bytes) = Packing::best(&rs);
+            assert_eq!(bytes, p.bytes(&rs), "{p:?}");
+            if let Some((r, rb)) = rice(&rs) {
+                assert_eq!(rb, r.bytes(&rs), "{r:?}");
+                assert!(bytes <= rb);
+            }
+            assert_eq!(round_trip(&rs, p), rs);
+        }
+    }
 
     fn round_trip(residuals: &[i64], p: Packing) -> Vec<i64> {
         let mut b = vec![0xaa];
