@@ -11,10 +11,12 @@
 //!   prefixes, which block prefix compression already folds. LZ4 on upper levels, zstd on the
 //!   bottom level where most of the data sits and is read rarely.
 //! - **`wal`** (sequence → one request's samples): the write-hot CF, appended in key order
-//!   and range-deleted at every checkpoint, usually before its memtable is flushed (a flush
-//!   drops the entries a range tombstone covers, so most records never reach an SST).
-//!   16 MiB write buffer (the checkpoint threshold too), no filters (it is only ever scanned, at open), no compression
-//!   (the records are short-lived; compressing them costs ingest CPU for nothing).
+//!   and range-deleted at every checkpoint (a flush drops the entries a range tombstone
+//!   covers, so records deleted while still in a memtable never reach an SST). 16 MiB write
+//!   buffer: a quarter of the 64 MiB of records that start an early checkpoint, so records
+//!   reach L0 between checkpoints and memtables stay small. No filters (it is only ever
+//!   scanned, at open), no compression (the records are short-lived; compressing them costs
+//!   ingest CPU for nothing).
 //! - **`chunks`** (day | id | last_ts → chunk): a fixed 12-byte prefix extractor (day | id)
 //!   with prefix bloom filters in SSTs and memtables, so a select seeking one series-day
 //!   skips every file without it. Chunks are bit-packed by [`crate::codec`]; LZ4 above the
