@@ -86,7 +86,7 @@ struct RunArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Runs of each query; the median is reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 9)]
     query_repeats: usize,
     /// Timeout of one query.
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
