@@ -211,14 +211,8 @@ pub(crate) fn stored(series: storage::Series) -> StoredSeries {
     // One pass over the samples (they are many, and cold) converts them and learns what
     // evaluation needs to know of them.
     let mut flags = Flags::default();
-    let mut points: Vec<(i64, f64)> = series
-        .samples
-        .into_iter()
-        .map(|s| {
-            flags.see(s.timestamp_ms, s.value);
-            (s.timestamp_ms, s.value)
-        })
-        .collect();
+    let mut points = into_points(series.samples);
+    points.iter().for_each(|&(t, v)| flags.see(t, v));
     if !flags.ordered {
         crate::fanout::time_order(&mut points, |p| p.0);
         flags = Flags::default();
@@ -227,6 +221,26 @@ pub(crate) fn stored(series: storage::Series) -> StoredSeries {
     let mut labels = series.labels;
     labels.sort_by(|a, b| a.name.cmp(&b.name));
     StoredSeries { labels: Arc::new(labels), points, has_stale: flags.stale, has_drop: flags.drop }
+}
+
+// `storage::Sample` and `(i64, f64)` have one layout, for [`into_points`].
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<storage::Sample>() == size_of::<(i64, f64)>());
+    assert!(align_of::<storage::Sample>() == align_of::<(i64, f64)>());
+    assert!(offset_of!(storage::Sample, timestamp_ms) == offset_of!((i64, f64), 0));
+    assert!(offset_of!(storage::Sample, value) == offset_of!((i64, f64), 1));
+};
+
+/// The samples as `(timestamp, value)` points, in the same allocation: converting them one by
+/// one rewrote every byte of millions of samples with the same bytes.
+fn into_points(samples: Vec<storage::Sample>) -> Vec<(i64, f64)> {
+    let mut samples = std::mem::ManuallyDrop::new(samples);
+    let (ptr, len, cap) = (samples.as_mut_ptr(), samples.len(), samples.capacity());
+    // SAFETY: both types have the same size, alignment and field offsets (asserted at compile
+    // time above) and hold plain `i64` and `f64` values, valid for any bits; the allocation
+    // came from a `Vec` of `cap` elements of that layout, and `samples` is not used again.
+    unsafe { Vec::from_raw_parts(ptr.cast::<(i64, f64)>(), len, cap) }
 }
 
 /// [`stored`] of every series, in order: on all cores when there are many (the pass over
