@@ -212,15 +212,7 @@ fn fill_part_as<const SUM: bool>(
         return Ok(Part { steps, infos });
     };
     let mut add = |k: usize, g: u32, v: f64, steps: &mut [Step]| {
-        let acc = &mut accs[k * groups + g as usize];
-        if acc.count == 0.0 {
-            *acc = Acc::first(op, v);
-            steps[k].values.push((g, 0.0));
-        } else if SUM {
-            acc.add_sum(v);
-        } else {
-            acc.add(op, v);
-        }
+        add_to::<SUM>(&mut accs[k * groups + g as usize], op, v, g, &mut steps[k]);
     };
     for (i, s) in input.series.iter().enumerate() {
         if i % 1024 == 0 && Instant::now() > deadline {
@@ -287,6 +279,21 @@ fn fill_part_as<const SUM: bool>(
         }
     }
     Ok(Part { steps, infos })
+}
+
+/// Adds value `v` to group `g`'s accumulator `acc` at `step` (which lists the group at its
+/// first value). Inlined into every call: a call per window was a tenth of the time of
+/// `histogram_quantile(0.99, sum by (le) (rate(...)))`.
+#[inline(always)]
+fn add_to<const SUM: bool>(acc: &mut Acc, op: u16, v: f64, g: u32, step: &mut Step) {
+    if acc.count == 0.0 {
+        *acc = Acc::first(op, v);
+        step.values.push((g, 0.0));
+    } else if SUM {
+        acc.add_sum(v);
+    } else {
+        acc.add(op, v);
+    }
 }
 
 impl Evaluator<'_> {
