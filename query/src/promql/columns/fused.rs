@@ -102,10 +102,15 @@ impl Fused<'_> {
         let (op, group, lookback) = (self.op, self.group.as_slice(), self.input.grid.lookback);
         let input = Input::of(&self.input);
         let input = &input;
-        let parts =
-            shares::run(times.chunks(share).map(|times| {
-                move || fill_part(input, op, group, groups, times, lookback, deadline)
-            }));
+        let parts = shares::run(times.chunks(share).map(|times| {
+            move || {
+                if op == T_SUM {
+                    fill_part::<true>(input, op, group, groups, times, lookback, deadline)
+                } else {
+                    fill_part::<false>(input, op, group, groups, times, lookback, deadline)
+                }
+            }
+        }));
         let mut block = Vec::with_capacity(n);
         let mut pending = match &mut self.input.kind {
             Kind::Range { info_pending, .. } => Some(info_pending),
@@ -174,26 +179,10 @@ struct Part {
     infos: Vec<(usize, u32)>,
 }
 
-/// Computes the steps at `times` over all series, in series order. `sum`, the most common
-/// operator, gets a copy of its own, in which the accumulator's update inlines.
-fn fill_part(
-    input: &Input<'_>,
-    op: u16,
-    group: &[u32],
-    groups: usize,
-    times: &[(i64, i64)],
-    lookback: i64,
-    deadline: Instant,
-) -> Result<Part, ()> {
-    if op == T_SUM {
-        fill_part_as::<true>(input, op, group, groups, times, lookback, deadline)
-    } else {
-        fill_part_as::<false>(input, op, group, groups, times, lookback, deadline)
-    }
-}
-
-/// [`fill_part`] for operator `op`, which is `sum` when `SUM`.
-fn fill_part_as<const SUM: bool>(
+/// Computes the steps at `times` over all series, in series order, for operator `op`, which
+/// is `sum` when `SUM`: the most common operator gets a copy of its own, in which the
+/// accumulator's update inlines.
+fn fill_part<const SUM: bool>(
     input: &Input<'_>,
     op: u16,
     group: &[u32],
