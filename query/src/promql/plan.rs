@@ -205,11 +205,9 @@ fn add(
 
 /// Converts a fetched wire series into the evaluator's form.
 ///
-/// The samples become points in place: `Sample` and `(i64, f64)` have the same size, so the
-/// standard library reuses the allocation (no second copy of every selected sample).
+/// The samples become points without a copy ([`into_points`]); one read-only pass over them
+/// (they are many, and cold) learns what evaluation needs to know of them.
 pub(crate) fn stored(series: storage::Series) -> StoredSeries {
-    // One pass over the samples (they are many, and cold) converts them and learns what
-    // evaluation needs to know of them.
     let mut flags = Flags::default();
     let mut points = into_points(series.samples);
     points.iter().for_each(|&(t, v)| flags.see(t, v));
