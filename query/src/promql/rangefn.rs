@@ -355,20 +355,20 @@ fn extrapolated(
 
 /// What extrapolation needs of a window of two or more samples.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Edges {
-    pub(crate) first_t: i64,
-    pub(crate) last_t: i64,
-    pub(crate) first_v: f64,
+struct Edges {
+    first_t: i64,
+    last_t: i64,
+    first_v: f64,
     /// Last minus first value, plus the value before each drop when resets count.
-    pub(crate) increase: f64,
+    increase: f64,
     /// Samples in the window, less one.
-    pub(crate) intervals: usize,
+    intervals: usize,
 }
 
 impl Edges {
     /// The edges of window `p`; `None` below two samples. `resets`: compensate drops.
     #[inline]
-    pub(crate) fn of(p: &[(i64, f64)], resets: bool) -> Option<Self> {
+    fn of(p: &[(i64, f64)], resets: bool) -> Option<Self> {
         let (&(first_t, first_v), &(last_t, last_v)) = (p.first()?, p.last()?);
         if p.len() < 2 {
             return None;
@@ -392,7 +392,7 @@ impl Edges {
     /// Prometheus' in the last bit; three divisions per window were a fifth of the time of
     /// `sum(rate(...))`). Branch-free.
     #[inline(always)]
-    pub(crate) fn extrapolate(&self, range_start: i64, range_end: i64, x: Extrapolation) -> f64 {
+    fn extrapolate(&self, range_start: i64, range_end: i64, x: Extrapolation) -> f64 {
         let result = self.increase;
         let to_start = (self.first_t - range_start) as f64 * 0.001;
         let mut to_end = (range_end - self.last_t) as f64 * 0.001;
@@ -419,7 +419,7 @@ impl Edges {
 
 /// Which of `rate`, `increase` and `delta` to compute, over which range.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Extrapolation {
+struct Extrapolation {
     range_s: f64,
     counter: bool,
     is_rate: bool,
@@ -431,7 +431,7 @@ impl Extrapolation {
     }
 
     /// The extrapolation of range function `func` over `range` ms, if it is one.
-    pub(crate) fn of(func: &str, range: i64) -> Option<Self> {
+    fn of(func: &str, range: i64) -> Option<Self> {
         match func {
             "rate" => Some(Self::new(range, true, true)),
             "increase" => Some(Self::new(range, true, false)),
@@ -439,10 +439,38 @@ impl Extrapolation {
             _ => None,
         }
     }
+}
 
-    /// Whether counter resets are compensated.
-    pub(crate) fn counter(&self) -> bool {
-        self.counter
+/// A range function resolved once for a node that applies it to many windows: `rate`,
+/// `increase` and `delta` extrapolate the window's edges directly, without matching the
+/// function's name and dividing its range at every window; the others go through [`apply`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowFn {
+    name: &'static str,
+    extrapolation: Option<Extrapolation>,
+}
+
+impl WindowFn {
+    /// Range function `name` over windows of `range` ms.
+    pub(crate) fn new(name: &'static str, range: i64) -> Self {
+        Self { name, extrapolation: Extrapolation::of(name, range) }
+    }
+
+    /// [`apply`] of the function to the window `p` of `(start, end]` at evaluation time `t`.
+    #[inline(always)]
+    pub(crate) fn value(
+        &self,
+        p: &[(i64, f64)],
+        resets: bool,
+        scalars: &[f64],
+        start: i64,
+        end: i64,
+        t: i64,
+    ) -> Option<f64> {
+        match self.extrapolation {
+            Some(x) => Edges::of(p, x.counter && resets).map(|e| e.extrapolate(start, end, x)),
+            None => apply(self.name, p, resets, scalars, start, end, end - start, t),
+        }
     }
 }
 

@@ -7,12 +7,12 @@
 //! averages, variances), sample accounting and annotations are those of the step-by-step
 //! path, bit for bit.
 
-use super::{Columns, Grid, Kind, advance, instant_steps, range_call, seek, unparen};
+use super::{Columns, Grid, Kind, RangeView, instant_steps, range_call, seek, unparen};
 use crate::promql::EvalError;
 use crate::promql::aggregate::{Acc, accumulates, group_series};
 use crate::promql::eval::Evaluator;
 use crate::promql::plan::{Fetched, selector_id};
-use crate::promql::rangefn::{self, Edges, Extrapolation};
+use crate::promql::rangefn;
 use crate::promql::shares;
 use crate::promql::types::{Elem, Labels};
 use promql_parser::parser::token::T_SUM;
@@ -90,11 +90,7 @@ impl Fused<'_> {
     fn fill(&mut self, from: usize, deadline: Instant) -> Result<(), ()> {
         let groups = self.labels.len().max(1);
         let n = (BLOCK_ACCS / groups).clamp(1, self.input.steps - from);
-        let times: Vec<(i64, i64)> = (from..from + n)
-            .map(|k| {
-                (self.input.grid.start + self.input.grid.step * k as i64, self.input.read_time(k))
-            })
-            .collect();
+        let times = self.input.times(from, n);
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let cells = self.input.series.len().saturating_mul(n);
         let threads = (cells / CELLS_PER_THREAD).clamp(1, cores.min(n));
@@ -138,34 +134,19 @@ impl Fused<'_> {
 /// What the threads read of the input.
 struct Input<'s> {
     series: &'s [crate::promql::plan::StoredSeries],
-    /// `Some((func, range, scalars, live, info_pending, resets))` for a range function.
-    range: Option<RangeInput<'s>>,
-}
-
-struct RangeInput<'s> {
-    func: &'static str,
-    /// Set for `rate`, `increase` and `delta`, computed from each window's edges.
-    extrapolation: Option<Extrapolation>,
-    range: i64,
-    scalars: &'s [f64],
-    live: &'s [std::borrow::Cow<'s, [(i64, f64)]>],
-    info_pending: &'s [bool],
-    resets: &'s [bool],
+    /// For a range function: its series and, per series, whether its "not a counter" info
+    /// is still to be reported.
+    range: Option<(RangeView<'s>, &'s [bool])>,
 }
 
 impl<'s> Input<'s> {
     fn of(c: &'s Columns<'_>) -> Self {
         let range = match &c.kind {
             Kind::Instant => None,
-            Kind::Range { func, range, scalars, live, info_pending, resets } => Some(RangeInput {
-                func,
-                extrapolation: Extrapolation::of(func, *range),
-                range: *range,
-                scalars,
-                live,
-                info_pending,
-                resets,
-            }),
+            Kind::Range { func, range, scalars, live, info_pending, resets } => {
+                let func = rangefn::WindowFn::new(func, *range);
+                Some((RangeView { func, range: *range, scalars, live, resets }, &info_pending[..]))
+            }
         };
         Input { series: c.series, range }
     }
@@ -208,7 +189,7 @@ fn fill_part<const SUM: bool>(
             return Err(());
         }
         let g = group[i];
-        let Some(r) = &input.range else {
+        let Some((r, info_pending)) = &input.range else {
             let p = &s.points;
             if p.first().is_none_or(|x| x.0 > last) {
                 continue;
@@ -219,47 +200,18 @@ fn fill_part<const SUM: bool>(
             });
             continue;
         };
-        let p: &[(i64, f64)] = &r.live[i];
-        let mut lo = seek(p, first.saturating_sub(r.range));
-        let mut hi = lo;
-        let mut pending = r.info_pending[i];
-        if let Some(x) = r.extrapolation {
-            let resets = x.counter() && r.resets[i];
-            for (k, &(_, end)) in times.iter().enumerate() {
-                let start = end.saturating_sub(r.range);
-                lo = advance(p, lo, start);
-                hi = advance(p, hi.max(lo), end);
-                let window = &p[lo..hi];
-                loaded[k] += window.len();
-                if pending && !window.is_empty() {
-                    pending = false;
-                    infos.push((k, i as u32));
-                }
-                if let Some(e) = Edges::of(window, resets) {
-                    add(k, g, e.extrapolate(start, end, x), &mut steps);
-                }
-            }
-            continue;
-        }
-        for (k, &(t, end)) in times.iter().enumerate() {
-            let start = end.saturating_sub(r.range);
-            lo = advance(p, lo, start);
-            hi = advance(p, hi.max(lo), end);
-            let window = &p[lo..hi];
-            if window.is_empty() {
-                continue;
-            }
-            loaded[k] += window.len();
+        let start = seek(&r.live[i], first.saturating_sub(r.range));
+        let mut pending = info_pending[i];
+        r.walk(i, (start, start), times, |k, n, v| {
+            loaded[k] += n;
             if pending {
                 pending = false;
                 infos.push((k, i as u32));
             }
-            let v =
-                rangefn::apply(r.func, window, r.resets[i], r.scalars, start, end, end - start, t);
             if let Some(v) = v {
                 add(k, g, v, &mut steps);
             }
-        }
+        });
     }
     for (k, step) in steps.iter_mut().enumerate() {
         step.loaded = loaded[k];

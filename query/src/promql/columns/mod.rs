@@ -19,6 +19,7 @@ use basin_proto::is_stale_nan;
 use promql_parser::parser::{Call, Expr, VectorSelector};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -291,10 +292,9 @@ impl<'a> Columns<'a> {
         Ok(self.chunk.get_mut(k - self.first).and_then(Option::take))
     }
 
-    /// The time selectors read at when the query evaluates step `k`.
-    fn read_time(&self, k: usize) -> i64 {
-        let t = self.grid.start + self.grid.step * k as i64;
-        self.at.unwrap_or(t).saturating_sub(self.offset)
+    /// `(step time, reading time)` of steps `from..from + n` (see [`step_times`]).
+    fn times(&self, from: usize, n: usize) -> Vec<(i64, i64)> {
+        step_times(&self.grid, self.at, self.offset, from..from + n)
     }
 
     /// Computes the chunk of steps starting at `from`, series by series: on several threads
@@ -303,27 +303,23 @@ impl<'a> Columns<'a> {
     fn fill(&mut self, from: usize, deadline: Instant) -> Result<(), ()> {
         let per_chunk = (CHUNK_CELLS / self.series.len().max(1)).clamp(1, CHUNK);
         let n = per_chunk.min(self.steps - from);
-        let times: Vec<(i64, i64)> = (from..from + n)
-            .map(|k| (self.grid.start + self.grid.step * k as i64, self.read_time(k)))
-            .collect();
+        let times = self.times(from, n);
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let threads = (self.series.len() / SERIES_PER_THREAD).clamp(1, cores);
         let share = self.series.len().div_ceil(threads).max(1);
         let kinds: Vec<Part<'_>> = match &mut self.kind {
             Kind::Instant => (0..threads).map(|_| Part::Instant).collect(),
-            Kind::Range { func, range, scalars, live, info_pending, resets } => live
-                .chunks(share)
-                .zip(info_pending.chunks_mut(share))
-                .zip(resets.chunks(share))
-                .map(|((live, info_pending), resets)| Part::Range {
-                    func,
-                    range: *range,
-                    scalars: scalars.as_slice(),
-                    live,
-                    info_pending,
-                    resets,
-                })
-                .collect(),
+            Kind::Range { func, range, scalars, live, info_pending, resets } => {
+                let func = rangefn::WindowFn::new(func, *range);
+                live.chunks(share)
+                    .zip(info_pending.chunks_mut(share))
+                    .zip(resets.chunks(share))
+                    .map(|((live, info_pending), resets)| Part::Range {
+                        view: RangeView { func, range: *range, scalars, live, resets },
+                        info_pending,
+                    })
+                    .collect()
+            }
         };
         let lookback = self.grid.lookback;
         let times = times.as_slice();
@@ -372,12 +368,7 @@ pub(crate) fn selector_matrix(
         return Ok(None);
     };
     let (at, offset) = (at_ms(&vs.at, grid.start, grid.end), offset_ms(&vs.offset));
-    let times: Vec<(i64, i64)> = (0..steps)
-        .map(|k| {
-            let t = grid.start + grid.step * k as i64;
-            (t, at.unwrap_or(t).saturating_sub(offset))
-        })
-        .collect();
+    let times = step_times(&grid, at, offset, 0..steps);
     let (times, lookback) = (times.as_slice(), grid.lookback);
     let answers = shares::map(shares::split(input, SERIES_PER_THREAD), |share| {
         let mut out = Vec::with_capacity(share.len());
@@ -411,6 +402,16 @@ pub(crate) fn selector_matrix(
     Ok(Some(out))
 }
 
+/// `(step time, reading time)` of grid steps `ks`: a selector reads at its `@` time, if it
+/// has one, else at the step's time, less its offset.
+fn step_times(grid: &Grid, at: Option<i64>, offset: i64, ks: Range<usize>) -> Vec<(i64, i64)> {
+    ks.map(|k| {
+        let t = grid.start + grid.step * k as i64;
+        (t, at.unwrap_or(t).saturating_sub(offset))
+    })
+    .collect()
+}
+
 /// Series below which a chunk is computed on one thread (per extra thread). Tests use
 /// a handful, so their comparisons with step-by-step evaluation cover the merge of shares.
 const SERIES_PER_THREAD: usize = if cfg!(test) { 2 } else { 2048 };
@@ -419,14 +420,47 @@ const SERIES_PER_THREAD: usize = if cfg!(test) { 2 } else { 2048 };
 #[derive(Debug)]
 enum Part<'s> {
     Instant,
-    Range {
-        func: &'static str,
-        range: i64,
-        scalars: &'s [f64],
-        live: &'s [Cow<'s, [(i64, f64)]>],
-        info_pending: &'s mut [bool],
-        resets: &'s [bool],
-    },
+    Range { view: RangeView<'s>, info_pending: &'s mut [bool] },
+}
+
+/// What a thread reads of a range function node's series (a share of them, or all).
+#[derive(Debug, Clone, Copy)]
+struct RangeView<'s> {
+    func: rangefn::WindowFn,
+    range: i64,
+    scalars: &'s [f64],
+    /// Each series' samples without staleness markers.
+    live: &'s [Cow<'s, [(i64, f64)]>],
+    /// Per series: whether some value is below its predecessor.
+    resets: &'s [bool],
+}
+
+impl RangeView<'_> {
+    /// Walks the windows `(end - range, end]` of series `i` at `times` (`(step time,
+    /// reading time)`, reading times ascending) with cursors that start at `(lo, hi)` and
+    /// only move forward: `each(step index, samples in the window, value)` for each window
+    /// that is not empty. Returns the cursors after the last step.
+    #[inline(always)]
+    fn walk(
+        &self,
+        i: usize,
+        (mut lo, mut hi): (usize, usize),
+        times: &[(i64, i64)],
+        mut each: impl FnMut(usize, usize, Option<f64>),
+    ) -> (usize, usize) {
+        let p: &[(i64, f64)] = &self.live[i];
+        for (k, &(t, end)) in times.iter().enumerate() {
+            let start = end.saturating_sub(self.range);
+            lo = advance(p, lo, start);
+            hi = advance(p, hi.max(lo), end);
+            let window = &p[lo..hi];
+            if !window.is_empty() {
+                let v = self.func.value(window, self.resets[i], self.scalars, start, end, t);
+                each(k, window.len(), v);
+            }
+        }
+        (lo, hi)
+    }
 }
 
 /// Computes `times.len()` steps for `series` (indexes from `first_id`), moving `cursors`.
@@ -452,29 +486,18 @@ fn fill_part(
                     chunk[k].cells.push(Cell { series: id, t: ts, v })
                 });
             }
-            Part::Range { func, range, scalars, live, info_pending, resets } => {
-                let p: &[(i64, f64)] = &live[i];
-                let (mut lo, mut hi) = *cursor;
-                for (step, &(t, end)) in chunk.iter_mut().zip(times) {
-                    let start = end.saturating_sub(*range);
-                    lo = advance(p, lo, start);
-                    hi = advance(p, hi.max(lo), end);
-                    let window = &p[lo..hi];
-                    if window.is_empty() {
-                        continue;
-                    }
-                    step.loaded += window.len();
+            Part::Range { view, info_pending } => {
+                *cursor = view.walk(i, *cursor, times, |k, loaded, v| {
+                    let step = &mut chunk[k];
+                    step.loaded += loaded;
                     if info_pending[i] {
                         info_pending[i] = false;
                         step.infos.push(id);
                     }
-                    let (r, width) = (resets[i], end - start);
-                    if let Some(v) = rangefn::apply(func, window, r, scalars, start, end, width, t)
-                    {
-                        step.cells.push(Cell { series: id, t, v });
+                    if let Some(v) = v {
+                        step.cells.push(Cell { series: id, t: times[k].0, v });
                     }
-                }
-                *cursor = (lo, hi);
+                });
             }
         }
     }
