@@ -103,7 +103,7 @@ impl Storage {
                     }
                 }
                 if !samples.is_empty() {
-                    self.cut_series_day(&mut it, &mut wb, key, samples.clone())?;
+                    self.cut_series_day(&mut it, &mut wb, key, &samples)?;
                     moved += samples.len() as u64;
                     cuts.push((key, samples));
                 }
@@ -164,7 +164,7 @@ impl Storage {
         it: &mut DBRawIterator<'_>,
         wb: &mut WriteBatch,
         (day, id): SeriesDay,
-        head: Vec<Sample>,
+        head: &[Sample],
     ) -> Result<(), StorageError> {
         let Some(head_min) = head.first().map(|s| s.timestamp_ms) else { return Ok(()) };
 
@@ -213,11 +213,17 @@ impl Storage {
         for k in &replaced {
             wb.delete_cf(chunks_cf, k);
         }
-        let mut merged = Vec::with_capacity(old.len() + head.len());
-        merge_into(&mut merged, old, head);
-        if let Some(interval) = self.cfg.dedup_interval {
-            dedup(&mut merged, interval.as_millis() as i64);
-        }
+        // Head samples alone, and not deduplicated, are encoded as they are.
+        let mut merged = Vec::new();
+        let merged = if old.is_empty() && self.cfg.dedup_interval.is_none() {
+            head
+        } else {
+            merge_into(&mut merged, old, head.to_vec());
+            if let Some(interval) = self.cfg.dedup_interval {
+                dedup(&mut merged, interval.as_millis() as i64);
+            }
+            &merged
+        };
         for run in merged.chunks(self.max_chunk_samples()) {
             if let Some(last) = run.last() {
                 wb.put_cf(
