@@ -261,6 +261,8 @@ impl<'a> Reader<'a> {
 struct FastDecoder<'a, 'l> {
     limits: &'l DecodeLimits,
     drop_labels: &'l [String],
+    /// The current series' `Label` fields, unparsed.
+    fields: Vec<&'a [u8]>,
     /// Labels of the current series, borrowed from the buffer.
     labels: Vec<LabelRef<'a>>,
     /// The labels of the current series that are kept, then sorted.
@@ -286,6 +288,7 @@ fn decode_fast(
     let mut dec = FastDecoder {
         limits,
         drop_labels,
+        fields: Vec::with_capacity(16),
         labels: Vec::with_capacity(16),
         kept: Vec::with_capacity(16),
         samples: Vec::with_capacity(16),
@@ -328,29 +331,40 @@ fn count_series(raw: &[u8]) -> Fast<usize> {
 impl<'a> FastDecoder<'a, '_> {
     /// Parses one `TimeSeries` and, while no series has failed validation, appends it.
     fn series(&mut self, index: usize, buf: &'a [u8]) -> Fast<()> {
+        self.fields.clear();
         self.labels.clear();
         self.samples.clear();
         // The labels usually come first, one run of fields: checked as UTF-8 in one go,
         // their names and values are then sliced from it without checking each again.
-        let run = label_run(buf);
-        let text = std::str::from_utf8(&buf[..run]).ok();
+        let (mut run_end, mut in_run) = (0, true);
         let mut r = Reader::new(buf);
         while !r.is_empty() {
             match r.key()? {
                 (1, wire::LEN) => {
-                    let field = r.bytes()?;
-                    let at = field.as_ptr() as usize - buf.as_ptr() as usize;
-                    let checked = text.and_then(|t| t.get(at..at + field.len()));
-                    let l = match checked {
-                        Some(field) => label_of(field)?,
-                        None => label(field)?,
-                    };
-                    self.labels.push(l);
+                    self.fields.push(r.bytes()?);
+                    if in_run {
+                        run_end = buf.len() - r.buf.len();
+                    }
                 }
-                (2, wire::LEN) => self.samples.push(sample(r.bytes()?)?),
+                (2, wire::LEN) => {
+                    in_run = false;
+                    self.samples.push(sample(r.bytes()?)?);
+                }
                 (1 | 2, _) => return Err(Unhandled),
-                (_, wire_type) => r.skip(wire_type)?,
+                (_, wire_type) => {
+                    in_run = false;
+                    r.skip(wire_type)?;
+                }
             }
+        }
+        let text = std::str::from_utf8(&buf[..run_end]).ok();
+        for &field in &self.fields {
+            let at = field.as_ptr() as usize - buf.as_ptr() as usize;
+            let l = match text.and_then(|t| t.get(at..at + field.len())) {
+                Some(field) => label_of(field)?,
+                None => label(field)?,
+            };
+            self.labels.push(l);
         }
         if self.label_error.is_none() {
             self.emit(index, text);
@@ -421,19 +435,6 @@ fn label_with<'a>(buf: &'a [u8], text: impl Fn(&'a [u8]) -> Fast<&'a str>) -> Fa
         }
     }
     Ok(LabelRef { name, value })
-}
-
-/// The length of the run of `labels` fields (number 1) that `buf`, a `TimeSeries`, starts with.
-fn label_run(buf: &[u8]) -> usize {
-    let mut r = Reader::new(buf);
-    let mut end = 0;
-    while let Ok((1, wire::LEN)) = r.key() {
-        if r.bytes().is_err() {
-            break;
-        }
-        end = buf.len() - r.buf.len();
-    }
-    end
 }
 
 /// Parses a `Sample`: value = 1 (double), timestamp = 2 (int64 varint).
