@@ -308,8 +308,9 @@ impl Acc {
         }
     }
 
-    /// Adds a value to a group that has one already.
-    #[inline]
+    /// Adds a value to a group that has one already. Inlined where it is called, so that a
+    /// caller with a constant `op` gets that operator's update alone.
+    #[inline(always)]
     pub(crate) fn add(&mut self, op: u16, f: f64) {
         self.count += 1.0;
         match op {
@@ -337,13 +338,6 @@ impl Acc {
             }
             _ => {}
         }
-    }
-
-    /// [`Self::add`] for `sum`, inlined where it is called.
-    #[inline(always)]
-    pub(crate) fn add_sum(&mut self, f: f64) {
-        self.count += 1.0;
-        (self.value, self.comp) = kahan_inc(f, self.value, self.comp);
     }
 
     /// The group's result.

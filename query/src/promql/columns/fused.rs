@@ -230,10 +230,8 @@ fn add_to<const SUM: bool>(acc: &mut Acc, op: u16, v: f64, g: u32, step: &mut St
     if acc.count == 0.0 {
         *acc = Acc::first(op, v);
         step.values.push((g, 0.0));
-    } else if SUM {
-        acc.add_sum(v);
     } else {
-        acc.add(op, v);
+        acc.add(if SUM { T_SUM } else { op }, v);
     }
 }
 
