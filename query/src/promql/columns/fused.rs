@@ -181,9 +181,6 @@ fn fill_part<const SUM: bool>(
     let (Some(&(_, first)), Some(&(_, last))) = (times.first(), times.last()) else {
         return Ok(Part { steps, infos });
     };
-    let mut add = |k: usize, g: u32, v: f64, steps: &mut [Step]| {
-        add_to::<SUM>(&mut accs[k * groups + g as usize], op, v, g, &mut steps[k]);
-    };
     for (i, s) in input.series.iter().enumerate() {
         if i % 1024 == 0 && Instant::now() > deadline {
             return Err(());
@@ -196,7 +193,7 @@ fn fill_part<const SUM: bool>(
             }
             instant_steps(p, seek(p, first), times, lookback, |k, _, v| {
                 loaded[k] += 1;
-                add(k, g, v, &mut steps);
+                add_to::<SUM>(&mut accs[k * groups + g as usize], op, v, g, &mut steps[k]);
             });
             continue;
         };
@@ -209,7 +206,7 @@ fn fill_part<const SUM: bool>(
                 infos.push((k, i as u32));
             }
             if let Some(v) = v {
-                add(k, g, v, &mut steps);
+                add_to::<SUM>(&mut accs[k * groups + g as usize], op, v, g, &mut steps[k]);
             }
         });
     }
