@@ -470,7 +470,10 @@ mod tests {
             self.stored.lock().map_err(|_| Status::internal("poisoned"))?.extend(req.series);
             Ok(WriteResponse::default())
         }
-        async fn select(&self, _: SelectRequest) -> Result<Vec<Series>, Status> {
+        async fn select(
+            &self,
+            _: SelectRequest,
+        ) -> Result<Vec<basin_proto::node::SharedSeries>, Status> {
             Ok(Vec::new())
         }
         async fn label_names(&self, _: LabelNamesRequest) -> Result<Vec<String>, Status> {

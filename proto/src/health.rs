@@ -19,7 +19,7 @@
 //! Timestamps are Unix seconds (floats); `null` means "never".
 
 use crate::batch::BatchWrite;
-use crate::node::{StorageNode, is_retryable};
+use crate::node::{SharedSeries, StorageNode, is_retryable};
 use crate::storage::{
     DeleteSeriesRequest, DeleteSeriesResponse, LabelNamesRequest, LabelValuesRequest,
     SelectRequest, Series, SeriesRequest, TsdbStatusRequest, TsdbStatusResponse, WriteRequest,
@@ -222,7 +222,7 @@ impl StorageNode for ObservedNode {
         self.observe(self.inner.write_batch(req)).await
     }
 
-    async fn select(&self, req: SelectRequest) -> Result<Vec<Series>, Status> {
+    async fn select(&self, req: SelectRequest) -> Result<Vec<SharedSeries>, Status> {
         self.observe(self.inner.select(req)).await
     }
 

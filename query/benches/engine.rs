@@ -5,10 +5,12 @@
 //! Prints the median, minimum and maximum wall time of each case.
 
 use basin_proto::matcher::Matcher;
+use basin_proto::node::SharedSeries;
 use basin_proto::storage::{self, Label, SelectHints};
 use basin_query::api::json;
 use basin_query::promql::{Engine, EngineOptions, Value};
 use basin_query::source::{Selected, SeriesSource, SourceError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Query range: 2 h at a 15 s step (481 steps), data starting 10 min earlier for the windows.
@@ -56,8 +58,8 @@ impl SeriesSource for BenchSource {
             }
             let lo = s.samples.partition_point(|x| x.timestamp_ms < start_ms);
             let hi = s.samples.partition_point(|x| x.timestamp_ms <= end_ms);
-            out.push(storage::Series {
-                labels: s.labels.clone(),
+            out.push(SharedSeries {
+                labels: Arc::new(s.labels.clone()),
                 samples: s.samples[lo..hi].to_vec(),
             });
         }

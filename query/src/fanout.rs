@@ -20,10 +20,10 @@
 
 use crate::metrics::QueryMetrics;
 use crate::source::{Selected, SeriesSource, SourceError};
-use basin_proto::node::StorageNode;
+use basin_proto::node::{SharedSeries, StorageNode};
 use basin_proto::storage::{
     DeleteSeriesRequest, DeleteSeriesResponse, Label, LabelNamesRequest, LabelValuesRequest,
-    Matcher, MatcherSet, Sample, SelectHints, SelectRequest, Series, SeriesRequest, StatEntry,
+    Matcher, MatcherSet, Sample, SelectHints, SelectRequest, SeriesRequest, StatEntry,
     TsdbStatusRequest, TsdbStatusResponse,
 };
 use std::cmp::Ordering;
@@ -517,7 +517,7 @@ impl SeriesSource for FanoutSource {
 
 /// Merges the series answers of several nodes: one series per label set, sorted by label set,
 /// samples time-ordered with one per timestamp (the earliest answer wins on duplicates).
-pub fn merge_series(mut answers: Vec<Vec<Series>>) -> Vec<Series> {
+pub fn merge_series(mut answers: Vec<Vec<SharedSeries>>) -> Vec<SharedSeries> {
     if answers.len() == 1 {
         // One node answered (standalone, or the others failed): its series are already
         // distinct, so only the per-series sample invariant needs checking.
@@ -528,14 +528,14 @@ pub fn merge_series(mut answers: Vec<Vec<Series>>) -> Vec<Series> {
     }
     // Tag each series with its node index so the sort below is deterministic and the first
     // node's sample wins on equal timestamps.
-    let mut all: Vec<(usize, Series)> = answers
+    let mut all: Vec<(usize, SharedSeries)> = answers
         .into_iter()
         .enumerate()
         .flat_map(|(i, series)| series.into_iter().map(move |s| (i, s)))
         .collect();
     all.sort_by(|(ia, a), (ib, b)| cmp_labels(&a.labels, &b.labels).then(ia.cmp(ib)));
 
-    let mut out: Vec<Series> = Vec::with_capacity(all.len());
+    let mut out: Vec<SharedSeries> = Vec::with_capacity(all.len());
     let mut group: Vec<Vec<Sample>> = Vec::new();
     let mut iter = all.into_iter().map(|(_, s)| s).peekable();
     while let Some(mut first) = iter.next() {
@@ -685,16 +685,20 @@ mod tests {
         let x = vec![l("__name__", "up"), l("job", "x")];
         let y = vec![l("__name__", "up"), l("job", "y")];
         let node_a = vec![
-            Series { labels: y.clone(), samples: vec![s(1, 1.0)] },
-            Series { labels: x.clone(), samples: vec![s(1, 1.0), s(2, 2.0)] },
+            SharedSeries { labels: Arc::new(y.clone()), samples: vec![s(1, 1.0)] },
+            SharedSeries { labels: Arc::new(x.clone()), samples: vec![s(1, 1.0), s(2, 2.0)] },
         ];
-        let node_b = vec![Series { labels: x.clone(), samples: vec![s(2, 9.0), s(3, 3.0)] }];
+        let node_b =
+            vec![SharedSeries { labels: Arc::new(x.clone()), samples: vec![s(2, 9.0), s(3, 3.0)] }];
         let got = merge_series(vec![node_a, node_b]);
         assert_eq!(
             got,
             vec![
-                Series { labels: x, samples: vec![s(1, 1.0), s(2, 2.0), s(3, 3.0)] },
-                Series { labels: y, samples: vec![s(1, 1.0)] },
+                SharedSeries {
+                    labels: Arc::new(x),
+                    samples: vec![s(1, 1.0), s(2, 2.0), s(3, 3.0)]
+                },
+                SharedSeries { labels: Arc::new(y), samples: vec![s(1, 1.0)] },
             ]
         );
     }

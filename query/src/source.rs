@@ -3,7 +3,8 @@
 //! The query node implements it by fanning a select out to every storage node and merging
 //! replicas; tests and `basin promql-test` implement it over an in-memory set of series.
 
-use basin_proto::storage::{Matcher, SelectHints, Series};
+use basin_proto::node::SharedSeries;
+use basin_proto::storage::{Matcher, SelectHints};
 use thiserror::Error;
 
 /// The series a selector matched, plus warnings for a partial answer (e.g. a node was down).
@@ -11,7 +12,7 @@ use thiserror::Error;
 pub struct Selected {
     /// Matching series with sorted labels, each with time-ordered samples in the range and at
     /// most one sample per timestamp.
-    pub series: Vec<Series>,
+    pub series: Vec<SharedSeries>,
     /// Human-readable warnings, surfaced in the API's `warnings` field.
     pub warnings: Vec<String>,
 }

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use basin_proto::node::StorageNode;
+use basin_proto::node::{SharedSeries, StorageNode};
 use basin_proto::storage::{
     Label, LabelNamesRequest, LabelValuesRequest, MatcherSet, Sample as WireSample, SelectHints,
     SelectRequest, Series as WireSeries, SeriesRequest, WriteRequest, WriteResponse,
@@ -137,14 +137,14 @@ impl StorageNode for MemNode {
         Err(Status::unimplemented("read-only test node"))
     }
 
-    async fn select(&self, req: SelectRequest) -> Result<Vec<WireSeries>, Status> {
+    async fn select(&self, req: SelectRequest) -> Result<Vec<SharedSeries>, Status> {
         self.enter().await?;
         let set = [MatcherSet { matchers: req.matchers.clone() }];
         Ok(self
             .matching(&req.tenant, &set)
             .into_iter()
-            .map(|s| WireSeries {
-                labels: s.labels.clone(),
+            .map(|s| SharedSeries {
+                labels: Arc::new(s.labels.clone()),
                 samples: s
                     .samples
                     .iter()
@@ -235,7 +235,7 @@ async fn eval_selector(
             })
             .collect();
         if !points.is_empty() {
-            out.push(Series { labels: s.labels, points });
+            out.push(Series { labels: Arc::unwrap_or_clone(s.labels), points });
         }
     }
     Ok((out, selected.warnings))
@@ -825,10 +825,10 @@ async fn select_merges_replica_samples_in_time_order() {
     // a: 1000000, 1015000; b: 1015000 (duplicate), 1030500.
     assert_eq!(
         got.series,
-        vec![series(
+        vec![SharedSeries::from(series(
             &[("__name__", "up"), ("job", "api"), ("instance", "a:9100")],
             &[(1_000_000, 1.0), (1_015_000, 1.0), (1_030_500, 0.0)]
-        )]
+        ))]
     );
 }
 

@@ -6,7 +6,7 @@
 use crate::engine::Storage;
 use crate::error::StorageError;
 use basin_proto::batch::BatchWrite;
-use basin_proto::node::StorageNode;
+use basin_proto::node::{SharedSeries, StorageNode};
 use basin_proto::storage::{
     DeleteSeriesRequest, DeleteSeriesResponse, LabelNamesRequest, LabelValuesRequest,
     SelectRequest, Series, SeriesRequest, TsdbStatusRequest, TsdbStatusResponse, WriteRequest,
@@ -53,8 +53,8 @@ impl StorageNode for LocalNode {
         Ok(blocking(&self.0, move |s| s.write_view(&req.view())).await?)
     }
 
-    async fn select(&self, req: SelectRequest) -> Result<Vec<Series>, Status> {
-        Ok(blocking(&self.0, move |s| s.select(&req)).await?)
+    async fn select(&self, req: SelectRequest) -> Result<Vec<SharedSeries>, Status> {
+        Ok(blocking(&self.0, move |s| s.select_shared(&req)).await?)
     }
 
     async fn label_names(&self, req: LabelNamesRequest) -> Result<Vec<String>, Status> {

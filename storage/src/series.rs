@@ -14,11 +14,12 @@ use basin_proto::storage::Label;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A series as stored: its tenant and sorted labels.
+/// A series as stored: its tenant and sorted labels (shared with the selects that answer
+/// them, see [`SharedSeries`](basin_proto::node::SharedSeries)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SeriesEntry {
     pub(crate) tenant: String,
-    pub(crate) labels: Vec<Label>,
+    pub(crate) labels: Arc<Vec<Label>>,
 }
 
 impl SeriesEntry {
@@ -128,7 +129,7 @@ pub(crate) fn decode(id: u64, key: &[u8], b: &[u8]) -> Result<SeriesEntry, Stora
     if pos != b.len() {
         return Err(bad());
     }
-    Ok(SeriesEntry { tenant, labels })
+    Ok(SeriesEntry { tenant, labels: Arc::new(labels) })
 }
 
 pub(crate) use basin_proto::hash::IdBuild;
@@ -226,7 +227,7 @@ mod tests {
         ];
         let b = encode("t1", &labels);
         let e = decode(1, b"k", &b).unwrap();
-        assert_eq!(e, SeriesEntry { tenant: "t1".into(), labels });
+        assert_eq!(e, SeriesEntry { tenant: "t1".into(), labels: Arc::new(labels) });
         let err = decode(1, b"k", &b[..b.len() - 1]).unwrap_err();
         assert!(err.to_string().contains("id 0000000000000001"), "{err}");
         let mut long = b.clone();
@@ -249,11 +250,15 @@ mod tests {
         assert!(!is_encoded(&enc[..enc.len() - 1], "t", &a));
 
         let mut cache = SeriesCache::default();
-        let entry = Arc::new(SeriesEntry { tenant: "t".into(), labels: a.clone() });
+        let entry = Arc::new(SeriesEntry { tenant: "t".into(), labels: Arc::new(a.clone()) });
         cache.insert(7, 99, entry);
         // A different series with the same hash (a collision) gets its own id.
         let b = l(&[("__name__", "up"), ("job", "b")]);
-        cache.insert(8, 99, Arc::new(SeriesEntry { tenant: "t".into(), labels: b.clone() }));
+        cache.insert(
+            8,
+            99,
+            Arc::new(SeriesEntry { tenant: "t".into(), labels: Arc::new(b.clone()) }),
+        );
         assert_eq!(cache.id(99, "t", &a), Some(7));
         assert_eq!(cache.id(99, "t", &b), Some(8));
         assert_eq!(cache.id(98, "t", &a), None);

@@ -13,7 +13,8 @@ use super::{Answer, ApiError, QueryApi, Request, json};
 use crate::fanout::merge_series;
 use crate::source::{SeriesSource, SourceError};
 use basin_proto::is_stale_nan;
-use basin_proto::storage::{SelectHints, Series};
+use basin_proto::node::SharedSeries;
+use basin_proto::storage::SelectHints;
 
 impl QueryApi {
     pub(super) async fn export(&self, req: &Request) -> Result<Answer, ApiError> {
@@ -44,7 +45,7 @@ impl QueryApi {
 
 /// Appends one series as an export line (with its `\n`); nothing when it has no sample
 /// besides staleness markers.
-pub(super) fn write_line(out: &mut String, s: &Series) {
+pub(super) fn write_line(out: &mut String, s: &SharedSeries) {
     let mut live = s.samples.iter().filter(|x| !is_stale_nan(x.value)).peekable();
     if live.peek().is_none() {
         return;
@@ -85,16 +86,17 @@ fn write_number(out: &mut String, v: f64) {
 mod tests {
     use super::*;
     use basin_proto::storage::{Label, Sample};
+    use std::sync::Arc;
 
     #[test]
     fn lines_skip_stale_markers_and_empty_series() {
         let stale = f64::from_bits(basin_proto::STALE_NAN_BITS);
         let s = |t, v| Sample { timestamp_ms: t, value: v };
-        let series = Series {
-            labels: vec![
+        let series = SharedSeries {
+            labels: Arc::new(vec![
                 Label { name: "__name__".into(), value: "x".into() },
                 Label { name: "job".into(), value: "a\"b".into() },
-            ],
+            ]),
             samples: vec![
                 s(1_000, 1.0),
                 s(2_000, 2.5),
@@ -116,7 +118,7 @@ mod tests {
                 "\n"
             )
         );
-        let only_stale = Series { labels: vec![], samples: vec![s(1, stale)] };
+        let only_stale = SharedSeries { labels: Arc::default(), samples: vec![s(1, stale)] };
         out.clear();
         write_line(&mut out, &only_stale);
         assert_eq!(out, "");

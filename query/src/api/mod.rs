@@ -27,8 +27,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use basin_proto::DEFAULT_TENANT;
+use basin_proto::node::SharedSeries;
 use basin_proto::node::StorageNode;
-use basin_proto::storage::Series;
 pub use error::ApiError;
 use params::Params;
 use std::sync::Arc;
@@ -344,7 +344,7 @@ enum Payload {
     /// A query's value, encoded while it is sent.
     Query(Value),
     /// Series for `/api/v1/export`: JSON lines without an envelope, encoded while sent.
-    Export(Vec<Series>),
+    Export(Vec<SharedSeries>),
     /// `204 No Content`.
     NoContent,
 }
@@ -371,7 +371,7 @@ impl Answer {
         }
     }
 
-    fn export(series: Vec<Series>) -> Self {
+    fn export(series: Vec<SharedSeries>) -> Self {
         Self::new(Payload::Export(series))
     }
 
@@ -409,8 +409,8 @@ impl Answer {
                 json_response(StatusCode::OK, json::success(&data, &warnings, &infos))
             }
             Payload::Export(series) => {
-                let encode = |out: &mut String, _, s: Series| export::write_line(out, &s);
-                let samples = |s: &Series| s.samples.len();
+                let encode = |out: &mut String, _, s: SharedSeries| export::write_line(out, &s);
+                let samples = |s: &SharedSeries| s.samples.len();
                 let body = stream::body(String::new(), series, encode, samples, String::new());
                 with_content_type(body, "application/stream+json; charset=utf-8")
             }

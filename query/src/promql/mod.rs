@@ -239,6 +239,7 @@ impl Engine {
         plan::collect(expr, start, end, &window, None, &mut requests)?;
         let mut data: Fetched = HashMap::with_capacity(requests.len());
         let mut warnings = Vec::new();
+        let mut convert = Duration::ZERO;
         for (id, req) in requests {
             let hints = SelectHints { step_ms: step, ..req.hints };
             let fut = src.select(&req.matchers, req.min_t, req.max_t, &hints);
@@ -256,7 +257,9 @@ impl Engine {
                     warnings.push(w);
                 }
             }
+            let converting = Instant::now();
             data.insert(id, plan::stored_all(selected.series));
+            convert += converting.elapsed();
         }
         let fetched = Instant::now();
         if self.series_major {
@@ -303,6 +306,7 @@ impl Engine {
         warnings.append(&mut ev.warnings);
         tracing::debug!(
             fetch_ms = (fetched - began).as_secs_f64() * 1e3,
+            convert_ms = convert.as_secs_f64() * 1e3,
             eval_ms = fetched.elapsed().as_secs_f64() * 1e3,
             "query evaluated"
         );

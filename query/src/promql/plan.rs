@@ -9,6 +9,7 @@
 use super::EvalError;
 use super::types::Labels;
 use basin_proto::METRIC_NAME;
+use basin_proto::node::SharedSeries;
 use basin_proto::storage::{self, MatchType, SelectHints};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
@@ -207,7 +208,7 @@ fn add(
 ///
 /// The samples become points without a copy ([`into_points`]); one read-only pass over them
 /// (they are many, and cold) learns what evaluation needs to know of them.
-pub(crate) fn stored(series: storage::Series) -> StoredSeries {
+pub(crate) fn stored(series: SharedSeries) -> StoredSeries {
     let mut flags = Flags::default();
     let mut points = into_points(series.samples);
     points.iter().for_each(|&(t, v)| flags.see(t, v));
@@ -217,8 +218,10 @@ pub(crate) fn stored(series: storage::Series) -> StoredSeries {
         points.iter().for_each(|&(t, v)| flags.see(t, v));
     }
     let mut labels = series.labels;
-    labels.sort_by(|a, b| a.name.cmp(&b.name));
-    StoredSeries { labels: Arc::new(labels), points, has_stale: flags.stale, has_drop: flags.drop }
+    if !labels.is_sorted_by(|a, b| a.name <= b.name) {
+        Arc::make_mut(&mut labels).sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    StoredSeries { labels, points, has_stale: flags.stale, has_drop: flags.drop }
 }
 
 // `storage::Sample` and `(i64, f64)` have one layout, for [`into_points`].
@@ -243,7 +246,7 @@ fn into_points(samples: Vec<storage::Sample>) -> Vec<(i64, f64)> {
 
 /// [`stored`] of every series, in order: on all cores when there are many (the pass over
 /// their samples is the first since they left storage, and bound by memory, not arithmetic).
-pub(crate) fn stored_all(series: Vec<storage::Series>) -> Vec<StoredSeries> {
+pub(crate) fn stored_all(series: Vec<SharedSeries>) -> Vec<StoredSeries> {
     let shares = super::shares::split(series, 2048);
     let converted =
         super::shares::map(shares, |share| share.into_iter().map(stored).collect::<Vec<_>>());
@@ -374,12 +377,12 @@ pub(crate) fn calls_any(expr: &Expr, names: &[&str]) -> bool {
 mod tests {
     use super::*;
 
-    fn series(samples: &[(i64, f64)]) -> storage::Series {
-        storage::Series {
-            labels: vec![
+    fn series(samples: &[(i64, f64)]) -> SharedSeries {
+        SharedSeries {
+            labels: Arc::new(vec![
                 storage::Label { name: "job".into(), value: "a".into() },
                 storage::Label { name: "__name__".into(), value: "x".into() },
-            ],
+            ]),
             samples: samples
                 .iter()
                 .map(|&(timestamp_ms, value)| storage::Sample { timestamp_ms, value })
@@ -390,10 +393,10 @@ mod tests {
     /// Many series are converted on several threads and come out in their order.
     #[test]
     fn stored_all_keeps_order() {
-        let input: Vec<storage::Series> = (0..5_000)
+        let input: Vec<SharedSeries> = (0..5_000)
             .map(|i| {
                 let mut s = series(&[(i, 1.0), (i - 1, 2.0)]);
-                s.labels[0].value = i.to_string();
+                Arc::make_mut(&mut s.labels)[0].value = i.to_string();
                 s
             })
             .collect();

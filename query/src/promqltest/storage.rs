@@ -2,8 +2,10 @@
 
 use crate::source::{Selected, SeriesSource, SourceError};
 use basin_proto::matcher::Matcher;
+use basin_proto::node::SharedSeries;
 use basin_proto::storage::{self, Label, SelectHints};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Series held in memory; selects honour the matchers with Prometheus semantics.
 #[derive(Debug, Default, Clone)]
@@ -51,7 +53,7 @@ impl SeriesSource for MemSource {
                 .range(start_ms..=end_ms)
                 .map(|(&t, &v)| storage::Sample { timestamp_ms: t, value: v })
                 .collect();
-            out.push(storage::Series { labels: labels.clone(), samples });
+            out.push(SharedSeries { labels: Arc::new(labels.clone()), samples });
         }
         out.sort_by(|a, b| crate::promql::compare_labels(&a.labels, &b.labels));
         Ok(Selected { series: out, warnings: Vec::new() })

@@ -8,6 +8,7 @@ use crate::error::StorageError;
 use crate::keys::{self, Scope};
 use crate::series::SeriesEntry;
 use basin_proto::matcher::Matcher;
+use basin_proto::node::SharedSeries;
 use basin_proto::storage::{
     Label, LabelNamesRequest, LabelValuesRequest, MatcherSet, Sample, SelectRequest, Series,
     SeriesRequest,
@@ -206,6 +207,16 @@ impl Storage {
     /// Series matching the request's matchers with their samples in `[start_ms, end_ms]`,
     /// sorted by labels; series without samples in the range are left out.
     pub fn select(&self, req: &SelectRequest) -> Result<Vec<Series>, StorageError> {
+        let shared = self.select_shared(req)?;
+        Ok(shared
+            .into_iter()
+            .map(|s| Series { labels: Arc::unwrap_or_clone(s.labels), samples: s.samples })
+            .collect())
+    }
+
+    /// [`select`](Self::select) with each label set shared with the series cache instead
+    /// of copied, for callers in the same process.
+    pub fn select_shared(&self, req: &SelectRequest) -> Result<Vec<SharedSeries>, StorageError> {
         let started = Instant::now();
         self.metrics.select_requests.inc();
         let result = self.select_inner(req);
@@ -213,7 +224,7 @@ impl Storage {
         self.metrics.count_error("select", result)
     }
 
-    fn select_inner(&self, req: &SelectRequest) -> Result<Vec<Series>, StorageError> {
+    fn select_inner(&self, req: &SelectRequest) -> Result<Vec<SharedSeries>, StorageError> {
         let matchers = compile(&req.matchers)?;
         let max_series = effective_limit(req.max_series, self.cfg.max_series_per_select);
         let max_samples = effective_limit(req.max_samples, self.cfg.max_samples_per_select);
@@ -248,7 +259,7 @@ impl Storage {
                     limit: max_samples,
                 });
             }
-            out.push(Series { labels: entry.labels.clone(), samples });
+            out.push(SharedSeries { labels: Arc::clone(&entry.labels), samples });
         }
         out.sort_unstable_by(|a, b| cmp_labels(&a.labels, &b.labels));
         tracing::debug!(
@@ -332,7 +343,7 @@ impl Storage {
         let mut out: Vec<Series> = matched
             .series
             .into_iter()
-            .map(|(_, e, _)| Series { labels: e.labels.clone(), samples: Vec::new() })
+            .map(|(_, e, _)| Series { labels: e.labels.to_vec(), samples: Vec::new() })
             .collect();
         out.sort_unstable_by(|a, b| cmp_labels(&a.labels, &b.labels));
         if req.limit > 0 {

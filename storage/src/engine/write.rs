@@ -209,7 +209,8 @@ impl Storage {
                 continue;
             }
             let hash = (self.cfg.series_hasher)(tenant, &labels);
-            let entry = Arc::new(SeriesEntry { tenant: tenant.to_string(), labels });
+            let entry =
+                Arc::new(SeriesEntry { tenant: tenant.to_string(), labels: Arc::new(labels) });
             let mut existing = None;
             for candidate in self.index().ids_with_hash(hash)? {
                 match self.db.get_pinned_cf(series_cf, candidate.to_be_bytes())? {
