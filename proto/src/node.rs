@@ -25,11 +25,54 @@ pub struct SharedSeries {
     pub labels: Arc<Vec<Label>>,
     /// Time-ordered samples.
     pub samples: Vec<Sample>,
+    /// What the node learned of `samples` while they were in its cache, if it looked.
+    pub facts: Option<SampleFacts>,
+}
+
+impl SharedSeries {
+    /// A series whose samples nobody has looked at yet.
+    pub fn new(labels: Arc<Vec<Label>>, samples: Vec<Sample>) -> Self {
+        SharedSeries { labels, samples, facts: None }
+    }
 }
 
 impl From<Series> for SharedSeries {
     fn from(s: Series) -> Self {
-        SharedSeries { labels: Arc::new(s.labels), samples: s.samples }
+        SharedSeries::new(Arc::new(s.labels), s.samples)
+    }
+}
+
+/// Facts about a series' samples that a query engine needs, learned in one pass. A storage
+/// node learns them right after reading a series, while its samples are in cache: a pass
+/// of the engine's own over millions of cold samples took 5-8 ms of a 90 ms query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleFacts {
+    /// Timestamps strictly increase.
+    pub ordered: bool,
+    /// Some value is a staleness marker.
+    pub has_stale: bool,
+    /// Some value (staleness markers left out) is below the one before it: a counter reset.
+    pub has_drop: bool,
+}
+
+impl SampleFacts {
+    /// The facts of `samples`.
+    pub fn of(samples: &[Sample]) -> Self {
+        let mut facts = SampleFacts { ordered: true, has_stale: false, has_drop: false };
+        let mut last_t = None;
+        let mut last_v = f64::NAN;
+        for s in samples {
+            facts.ordered &= last_t.is_none_or(|last| last < s.timestamp_ms);
+            last_t = Some(s.timestamp_ms);
+            if crate::is_stale_nan(s.value) {
+                facts.has_stale = true;
+            } else {
+                // Comparisons with NaN are false, as between neighbours.
+                facts.has_drop |= s.value < last_v;
+                last_v = s.value;
+            }
+        }
+        facts
     }
 }
 

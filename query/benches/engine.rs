@@ -58,10 +58,7 @@ impl SeriesSource for BenchSource {
             }
             let lo = s.samples.partition_point(|x| x.timestamp_ms < start_ms);
             let hi = s.samples.partition_point(|x| x.timestamp_ms <= end_ms);
-            out.push(SharedSeries {
-                labels: Arc::new(s.labels.clone()),
-                samples: s.samples[lo..hi].to_vec(),
-            });
+            out.push(SharedSeries::new(Arc::new(s.labels.clone()), s.samples[lo..hi].to_vec()));
         }
         Ok(Selected { series: out, warnings: Vec::new() })
     }

@@ -522,7 +522,7 @@ pub fn merge_series(mut answers: Vec<Vec<SharedSeries>>) -> Vec<SharedSeries> {
         // One node answered (standalone, or the others failed): its series are already
         // distinct, so only the per-series sample invariant needs checking.
         let mut only = answers.pop().unwrap_or_default();
-        only.iter_mut().for_each(|s| normalize_samples(&mut s.samples));
+        only.iter_mut().for_each(normalize_series);
         only.sort_by(|a, b| cmp_labels(&a.labels, &b.labels));
         return only;
     }
@@ -543,13 +543,14 @@ pub fn merge_series(mut answers: Vec<Vec<SharedSeries>>) -> Vec<SharedSeries> {
             group.push(next.samples);
         }
         if group.is_empty() {
-            normalize_samples(&mut first.samples);
+            normalize_series(&mut first);
         } else {
             let mut samples = std::mem::take(&mut first.samples);
             for other in group.drain(..) {
                 samples = merge_samples(samples, other);
             }
             first.samples = samples;
+            first.facts = None;
         }
         out.push(first);
     }
@@ -578,6 +579,14 @@ pub fn merge_samples(mut a: Vec<Sample>, mut b: Vec<Sample>) -> Vec<Sample> {
     }
     out.extend(bi);
     out
+}
+
+/// [`normalize_samples`] of a series, unless its node found its samples in order already.
+fn normalize_series(s: &mut SharedSeries) {
+    if !s.facts.is_some_and(|f| f.ordered) {
+        normalize_samples(&mut s.samples);
+        s.facts = None;
+    }
 }
 
 /// Sorts samples by time and keeps the first of each timestamp; cheap when already in order.
@@ -685,20 +694,16 @@ mod tests {
         let x = vec![l("__name__", "up"), l("job", "x")];
         let y = vec![l("__name__", "up"), l("job", "y")];
         let node_a = vec![
-            SharedSeries { labels: Arc::new(y.clone()), samples: vec![s(1, 1.0)] },
-            SharedSeries { labels: Arc::new(x.clone()), samples: vec![s(1, 1.0), s(2, 2.0)] },
+            SharedSeries::new(Arc::new(y.clone()), vec![s(1, 1.0)]),
+            SharedSeries::new(Arc::new(x.clone()), vec![s(1, 1.0), s(2, 2.0)]),
         ];
-        let node_b =
-            vec![SharedSeries { labels: Arc::new(x.clone()), samples: vec![s(2, 9.0), s(3, 3.0)] }];
+        let node_b = vec![SharedSeries::new(Arc::new(x.clone()), vec![s(2, 9.0), s(3, 3.0)])];
         let got = merge_series(vec![node_a, node_b]);
         assert_eq!(
             got,
             vec![
-                SharedSeries {
-                    labels: Arc::new(x),
-                    samples: vec![s(1, 1.0), s(2, 2.0), s(3, 3.0)]
-                },
-                SharedSeries { labels: Arc::new(y), samples: vec![s(1, 1.0)] },
+                SharedSeries::new(Arc::new(x), vec![s(1, 1.0), s(2, 2.0), s(3, 3.0)]),
+                SharedSeries::new(Arc::new(y), vec![s(1, 1.0)]),
             ]
         );
     }

@@ -151,6 +151,7 @@ impl StorageNode for MemNode {
                     .filter(|x| x.timestamp_ms >= req.start_ms && x.timestamp_ms <= req.end_ms)
                     .cloned()
                     .collect(),
+                facts: None,
             })
             .filter(|s| !s.samples.is_empty())
             .collect())

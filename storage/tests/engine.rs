@@ -796,3 +796,41 @@ fn large_selects_read_in_parallel_shares_exactly() {
         assert_eq!(have, want, "series {i}");
     }
 }
+
+/// A select's facts describe the samples it answers, whether they come from the head, from
+/// chunks, or from both merged: a drop hidden behind a staleness marker counts, a drop
+/// only before the range does not.
+#[test]
+fn select_reports_the_facts_of_its_samples() {
+    use basin_proto::node::SampleFacts;
+    let dir = tempfile::tempdir().unwrap();
+    let st = open(dir.path());
+    let stale = f64::from_bits(STALE);
+    let steady = [("__name__", "c"), ("job", "steady")];
+    let reset = [("__name__", "c"), ("job", "reset")];
+    write(&st, "", vec![series(&steady, &[(T0, 1.0), (T0 + 10, 2.0), (T0 + 20, stale)])]);
+    write(&st, "", vec![series(&reset, &[(T0, 5.0), (T0 + 10, 1.0), (T0 + 20, 2.0)])]);
+    let facts = |st: &Storage, start: i64| -> Vec<(String, SampleFacts)> {
+        let req = select_req("", vec![eq("__name__", "c")], start, T0 + 100);
+        let got = st.select_shared(&req).expect("select");
+        got.into_iter()
+            .map(|s| {
+                assert_eq!(s.facts, Some(SampleFacts::of(&s.samples)), "{:?}", s.labels);
+                (s.labels[1].value.clone(), s.facts.expect("facts"))
+            })
+            .collect()
+    };
+    let f = |ordered, has_stale, has_drop| SampleFacts { ordered, has_stale, has_drop };
+    let head = facts(&st, T0);
+    assert_eq!(
+        head,
+        vec![("reset".into(), f(true, false, true)), ("steady".into(), f(true, true, false))]
+    );
+    // Past the drop, the reset series has none.
+    assert_eq!(facts(&st, T0 + 10)[0], ("reset".into(), f(true, false, false)));
+    st.flush().unwrap();
+    assert_eq!(facts(&st, T0), head, "from chunks");
+    // Head samples merged into chunks: a value below the stale marker's predecessor.
+    write(&st, "", vec![series(&steady, &[(T0 + 30, 1.5)])]);
+    assert_eq!(facts(&st, T0)[1], ("steady".into(), f(true, true, true)));
+}

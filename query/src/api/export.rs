@@ -106,6 +106,7 @@ mod tests {
                 s(6_000, 1.5e-7),
                 s(-7, 1e21),
             ],
+            facts: None,
         };
         let mut out = String::new();
         write_line(&mut out, &series);
@@ -118,7 +119,7 @@ mod tests {
                 "\n"
             )
         );
-        let only_stale = SharedSeries { labels: Arc::default(), samples: vec![s(1, stale)] };
+        let only_stale = SharedSeries::new(Arc::default(), vec![s(1, stale)]);
         out.clear();
         write_line(&mut out, &only_stale);
         assert_eq!(out, "");

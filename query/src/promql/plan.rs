@@ -9,7 +9,7 @@
 use super::EvalError;
 use super::types::Labels;
 use basin_proto::METRIC_NAME;
-use basin_proto::node::SharedSeries;
+use basin_proto::node::{SampleFacts, SharedSeries};
 use basin_proto::storage::{self, MatchType, SelectHints};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
@@ -204,24 +204,24 @@ fn add(
     Ok(())
 }
 
-/// Converts a fetched wire series into the evaluator's form.
+/// Converts a fetched series into the evaluator's form.
 ///
-/// The samples become points without a copy ([`into_points`]); one read-only pass over them
-/// (they are many, and cold) learns what evaluation needs to know of them.
+/// The samples become points without a copy ([`into_points`]). What evaluation needs to know
+/// of them, the storage node found out while reading them; a series from elsewhere gets a
+/// pass of its own.
 pub(crate) fn stored(series: SharedSeries) -> StoredSeries {
-    let mut flags = Flags::default();
-    let mut points = into_points(series.samples);
-    points.iter().for_each(|&(t, v)| flags.see(t, v));
-    if !flags.ordered {
-        crate::fanout::time_order(&mut points, |p| p.0);
-        flags = Flags::default();
-        points.iter().for_each(|&(t, v)| flags.see(t, v));
+    let mut samples = series.samples;
+    let mut facts = series.facts.unwrap_or_else(|| SampleFacts::of(&samples));
+    if !facts.ordered {
+        crate::fanout::time_order(&mut samples, |s| s.timestamp_ms);
+        facts = SampleFacts::of(&samples);
     }
     let mut labels = series.labels;
     if !labels.is_sorted_by(|a, b| a.name <= b.name) {
         Arc::make_mut(&mut labels).sort_by(|a, b| a.name.cmp(&b.name));
     }
-    StoredSeries { labels, points, has_stale: flags.stale, has_drop: flags.drop }
+    let points = into_points(samples);
+    StoredSeries { labels, points, has_stale: facts.has_stale, has_drop: facts.has_drop }
 }
 
 // `storage::Sample` and `(i64, f64)` have one layout, for [`into_points`].
@@ -244,43 +244,13 @@ fn into_points(samples: Vec<storage::Sample>) -> Vec<(i64, f64)> {
     unsafe { Vec::from_raw_parts(ptr.cast::<(i64, f64)>(), len, cap) }
 }
 
-/// [`stored`] of every series, in order: on all cores when there are many (the pass over
-/// their samples is the first since they left storage, and bound by memory, not arithmetic).
+/// [`stored`] of every series, in order: on all cores when there are many (series from a
+/// remote node get their first pass since they left it).
 pub(crate) fn stored_all(series: Vec<SharedSeries>) -> Vec<StoredSeries> {
     let shares = super::shares::split(series, 2048);
     let converted =
         super::shares::map(shares, |share| share.into_iter().map(stored).collect::<Vec<_>>());
     converted.into_iter().flatten().collect()
-}
-
-/// What [`stored`] learns of a series' samples on its way through them.
-struct Flags {
-    last_t: Option<i64>,
-    /// The last value that is not a staleness marker.
-    last_v: f64,
-    ordered: bool,
-    stale: bool,
-    drop: bool,
-}
-
-impl Default for Flags {
-    fn default() -> Self {
-        Flags { last_t: None, last_v: f64::NAN, ordered: true, stale: false, drop: false }
-    }
-}
-
-impl Flags {
-    #[inline(always)]
-    fn see(&mut self, t: i64, v: f64) {
-        self.ordered &= self.last_t.is_none_or(|last| last < t);
-        self.last_t = Some(t);
-        if basin_proto::is_stale_nan(v) {
-            self.stale = true;
-        } else {
-            self.drop |= v < self.last_v;
-            self.last_v = v;
-        }
-    }
 }
 
 /// The wire matchers of every selector in `expr` (for tools that inspect queries).
@@ -387,6 +357,7 @@ mod tests {
                 .iter()
                 .map(|&(timestamp_ms, value)| storage::Sample { timestamp_ms, value })
                 .collect(),
+            facts: None,
         }
     }
 
@@ -424,5 +395,21 @@ mod tests {
         assert!(s.has_stale && s.has_drop);
         let s = stored(series(&[(10, 1.0), (20, f64::NAN), (30, 0.5)]));
         assert!(!s.has_drop, "comparisons with NaN are false, as between neighbours");
+    }
+
+    /// Facts the node sends are taken as they are (no pass of the engine's own), except that
+    /// samples it did not find in order are ordered and looked at again.
+    #[test]
+    fn stored_takes_the_nodes_facts() {
+        let claimed = SampleFacts { ordered: true, has_stale: true, has_drop: true };
+        let mut s = series(&[(10, 1.0), (20, 2.0)]);
+        s.facts = Some(claimed);
+        let got = stored(s);
+        assert!(got.has_stale && got.has_drop, "the node's facts, not the samples'");
+        let mut s = series(&[(20, 2.0), (10, 1.0)]);
+        s.facts = Some(SampleFacts { ordered: false, ..claimed });
+        let got = stored(s);
+        assert_eq!(got.points, vec![(10, 1.0), (20, 2.0)]);
+        assert!(!got.has_stale && !got.has_drop);
     }
 }

@@ -53,7 +53,7 @@ impl SeriesSource for MemSource {
                 .range(start_ms..=end_ms)
                 .map(|(&t, &v)| storage::Sample { timestamp_ms: t, value: v })
                 .collect();
-            out.push(SharedSeries { labels: Arc::new(labels.clone()), samples });
+            out.push(SharedSeries::new(Arc::new(labels.clone()), samples));
         }
         out.sort_by(|a, b| crate::promql::compare_labels(&a.labels, &b.labels));
         Ok(Selected { series: out, warnings: Vec::new() })

@@ -246,7 +246,7 @@ impl Storage {
         let mut wb = WriteBatch::default();
         let mut emptied: Vec<(i32, u64)> = Vec::new();
         let mut removed: Vec<u64> = Vec::new();
-        for ((id, entry, days), left) in batch.iter().zip(&left) {
+        for ((id, entry, days), (left, _)) in batch.iter().zip(&left) {
             let id = *id;
             let mut empty_days = 0;
             for &day in days {

@@ -8,7 +8,7 @@ use crate::error::StorageError;
 use crate::keys::{self, Scope};
 use crate::series::SeriesEntry;
 use basin_proto::matcher::Matcher;
-use basin_proto::node::SharedSeries;
+use basin_proto::node::{SampleFacts, SharedSeries};
 use basin_proto::storage::{
     Label, LabelNamesRequest, LabelValuesRequest, MatcherSet, Sample, SelectRequest, Series,
     SeriesRequest,
@@ -118,7 +118,7 @@ impl Storage {
 
     /// Samples in `[start, end]` of each series, on its days: chunks merged with head
     /// samples (head wins on equal timestamps), time-ordered, one per timestamp,
-    /// deduplicated to the configured interval.
+    /// deduplicated to the configured interval; with their facts, learned while in cache.
     ///
     /// Head samples are copied for every series before any chunk is read: a concurrent cut
     /// removes samples from the head only after committing their chunks, so whatever the
@@ -128,7 +128,7 @@ impl Storage {
         series: &[(u64, &[i32])],
         start: i64,
         end: i64,
-    ) -> Result<Vec<Vec<Sample>>, StorageError> {
+    ) -> Result<Vec<ReadSeries>, StorageError> {
         let clip = |day: i32| (start.max(keys::day_start(day)), end.min(keys::day_end(day)));
         let heads: Vec<Vec<Vec<Sample>>> = series
             .iter()
@@ -173,11 +173,12 @@ impl Storage {
                 if let Some(interval) = self.cfg.dedup_interval {
                     dedup(&mut samples, interval.as_millis() as i64);
                 }
-                out.push(samples);
+                let facts = SampleFacts::of(&samples);
+                out.push((samples, facts));
             }
             Ok::<_, StorageError>(out)
         };
-        let results: Vec<Result<Vec<Vec<Sample>>, StorageError>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Vec<ReadSeries>, StorageError>> = std::thread::scope(|scope| {
             let mut shares = shares.into_iter();
             let first = shares.next();
             let handles: Vec<_> = shares.map(|s| scope.spawn(move || read_share(s))).collect();
@@ -240,7 +241,7 @@ impl Storage {
         let read_done = Instant::now();
         let mut out = Vec::new();
         let mut total = 0usize;
-        for ((_, entry, _), samples) in matched.series.iter().zip(read) {
+        for ((_, entry, _), (samples, facts)) in matched.series.iter().zip(read) {
             if samples.is_empty() {
                 continue;
             }
@@ -259,7 +260,8 @@ impl Storage {
                     limit: max_samples,
                 });
             }
-            out.push(SharedSeries { labels: Arc::clone(&entry.labels), samples });
+            let labels = Arc::clone(&entry.labels);
+            out.push(SharedSeries { labels, samples, facts: Some(facts) });
         }
         out.sort_unstable_by(|a, b| cmp_labels(&a.labels, &b.labels));
         tracing::debug!(
@@ -362,6 +364,9 @@ impl Storage {
         }
     }
 }
+
+/// A series' samples as read, with their facts.
+pub(crate) type ReadSeries = (Vec<Sample>, SampleFacts);
 
 /// One reading thread's series (id and days) with their head samples (per day).
 type Share<'a> = (&'a [(u64, &'a [i32])], Vec<Vec<Vec<Sample>>>);
