@@ -2,6 +2,7 @@
 
 use crate::METRIC_NAME;
 use crate::storage::Label;
+use std::cmp::Ordering;
 use thiserror::Error;
 
 /// Why a label set was rejected. The message names the offending label.
@@ -99,6 +100,22 @@ impl AsLabel for LabelRef<'_> {
 pub fn same_labels<A: AsLabel, B: AsLabel>(a: &[A], b: &[B]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(a, b)| a.name() == b.name() && a.value() == b.value())
+}
+
+/// Orders label sets (each sorted by name) as Prometheus orders series: lexicographically by
+/// `(name, value)` pairs, a set before the longer sets it begins.
+pub fn cmp_labels(a: &[Label], b: &[Label]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        // Neighbours in a sort share most pairs: an equality test (lengths, then the bytes)
+        // settles those faster than an ordering of every pair.
+        if x.name != y.name {
+            return x.name.cmp(&y.name);
+        }
+        if x.value != y.value {
+            return x.value.cmp(&y.value);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Limits applied to every label set.

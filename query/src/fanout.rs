@@ -20,13 +20,13 @@
 
 use crate::metrics::QueryMetrics;
 use crate::source::{Selected, SeriesSource, SourceError};
+pub use basin_proto::labels::cmp_labels;
 use basin_proto::node::{SharedSeries, StorageNode};
 use basin_proto::storage::{
     DeleteSeriesRequest, DeleteSeriesResponse, Label, LabelNamesRequest, LabelValuesRequest,
     Matcher, MatcherSet, Sample, SelectHints, SelectRequest, SeriesRequest, StatEntry,
     TsdbStatusRequest, TsdbStatusResponse,
 };
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -604,17 +604,6 @@ pub(crate) fn time_order<T>(items: &mut Vec<T>, t: impl Fn(&T) -> i64) {
     items.dedup_by_key(|x| t(x));
 }
 
-/// Orders label sets (each sorted by name) lexicographically by (name, value) pairs.
-pub fn cmp_labels(a: &[Label], b: &[Label]) -> Ordering {
-    for (x, y) in a.iter().zip(b) {
-        let o = x.name.cmp(&y.name).then_with(|| x.value.cmp(&y.value));
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
 fn union_sorted(answers: Vec<Vec<String>>) -> Vec<String> {
     let mut all: Vec<String> = answers.into_iter().flatten().collect();
     all.sort_unstable();
@@ -666,6 +655,7 @@ fn humanize(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
 
     fn s(t: i64, v: f64) -> Sample {
         Sample { timestamp_ms: t, value: v }

@@ -482,13 +482,5 @@ impl Collector {
     }
 }
 
-/// Prometheus' label-set order: label by label, name then value.
-pub(crate) fn compare_labels(a: &[Label], b: &[Label]) -> std::cmp::Ordering {
-    for (x, y) in a.iter().zip(b.iter()) {
-        let o = x.name.cmp(&y.name).then_with(|| x.value.cmp(&y.value));
-        if o != std::cmp::Ordering::Equal {
-            return o;
-        }
-    }
-    a.len().cmp(&b.len())
-}
+// Prometheus' label-set order: label by label, name then value.
+pub(crate) use basin_proto::labels::cmp_labels as compare_labels;
