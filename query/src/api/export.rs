@@ -92,12 +92,12 @@ mod tests {
     fn lines_skip_stale_markers_and_empty_series() {
         let stale = f64::from_bits(basin_proto::STALE_NAN_BITS);
         let s = |t, v| Sample { timestamp_ms: t, value: v };
-        let series = SharedSeries {
-            labels: Arc::new(vec![
+        let series = SharedSeries::new(
+            Arc::new(vec![
                 Label { name: "__name__".into(), value: "x".into() },
                 Label { name: "job".into(), value: "a\"b".into() },
             ]),
-            samples: vec![
+            vec![
                 s(1_000, 1.0),
                 s(2_000, 2.5),
                 s(3_000, stale),
@@ -106,8 +106,7 @@ mod tests {
                 s(6_000, 1.5e-7),
                 s(-7, 1e21),
             ],
-            facts: None,
-        };
+        );
         let mut out = String::new();
         write_line(&mut out, &series);
         assert_eq!(

@@ -336,16 +336,14 @@ impl Storage {
                 limit: max,
             });
         }
-        let out: Vec<Series> = matched
-            .series
-            .into_iter()
-            .map(|(_, e, _)| Series { labels: e.labels.to_vec(), samples: Vec::new() })
-            .collect();
-        let mut out = sort_by_labels(out, |s| &s.labels);
+        let labels: Vec<Arc<Vec<Label>>> =
+            matched.series.into_iter().map(|(_, e, _)| Arc::clone(&e.labels)).collect();
+        let mut labels = sort_by_labels(labels, |l| l);
         if req.limit > 0 {
-            out.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
+            labels.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
         }
-        Ok(out)
+        // Only the label sets answered are copied.
+        Ok(labels.into_iter().map(|l| Series { labels: l.to_vec(), samples: Vec::new() }).collect())
     }
 
     /// Posting prefixes covering `[start, end]`: one per day with data, or the global one.
