@@ -20,7 +20,7 @@
 
 use crate::metrics::QueryMetrics;
 use crate::source::{Selected, SeriesSource, SourceError};
-pub use basin_proto::labels::cmp_labels;
+use basin_proto::labels::cmp_labels;
 use basin_proto::node::{SharedSeries, StorageNode};
 use basin_proto::storage::{
     DeleteSeriesRequest, DeleteSeriesResponse, Label, LabelNamesRequest, LabelValuesRequest,

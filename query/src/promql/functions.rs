@@ -122,7 +122,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Inst, Eva
                     .iter()
                     .map(|n| natural_cmp(get(&a.labels, n), get(&b.labels, n)))
                     .find(|o| o.is_ne())
-                    .unwrap_or_else(|| super::compare_labels(&a.labels, &b.labels));
+                    .unwrap_or_else(|| basin_proto::labels::cmp_labels(&a.labels, &b.labels));
                 if desc { o.reverse() } else { o }
             });
             Ok(Inst::Vector(v.into_iter().map(|e| Elem { t, ..e }).collect()))

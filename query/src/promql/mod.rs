@@ -437,7 +437,7 @@ fn range(
         }
     }
     let mut series = out.series;
-    series.sort_by(|a, b| compare_labels(&a.labels, &b.labels));
+    series.sort_by(|a, b| basin_proto::labels::cmp_labels(&a.labels, &b.labels));
     Ok(Value::Matrix(series))
 }
 
@@ -481,6 +481,3 @@ impl Collector {
         Ok(())
     }
 }
-
-// Prometheus' label-set order: label by label, name then value.
-pub(crate) use basin_proto::labels::cmp_labels as compare_labels;

@@ -387,78 +387,53 @@ impl Edges {
     }
 
     /// `rate`, `increase` or `delta` of the window `(range_start, range_end]`, as Prometheus
-    /// computes it ([`extrapolate`]).
+    /// computes it, operation for operation but one: milliseconds become seconds by a
+    /// multiplication with 0.001 rather than a division by 1000 (results may differ from
+    /// Prometheus' in the last bit; three divisions per window were a fifth of the time of
+    /// `sum(rate(...))`).
+    ///
+    /// Two of Prometheus' four divisions decide comparisons that are almost never close; they
+    /// are made only when a comparison is (the tests compare this with every division made,
+    /// bit for bit).
     #[inline(always)]
     fn extrapolate(&self, range_start: i64, range_end: i64, x: Extrapolation) -> f64 {
-        let spans = Spans::of(self, range_start, range_end);
-        extrapolate(&spans, self.first_v, self.increase, x)
-    }
-}
-
-/// A window's spans in seconds: range start to first sample, last sample to range end,
-/// first to last sample; and its samples less one.
-#[derive(Debug, Clone, Copy)]
-struct Spans {
-    to_start: f64,
-    to_end: f64,
-    sampled: f64,
-    intervals: f64,
-}
-
-impl Spans {
-    #[inline(always)]
-    fn of(e: &Edges, range_start: i64, range_end: i64) -> Self {
-        Spans {
-            to_start: (e.first_t - range_start) as f64 * 0.001,
-            to_end: (range_end - e.last_t) as f64 * 0.001,
-            sampled: (e.last_t - e.first_t) as f64 * 0.001,
-            intervals: e.intervals as f64,
+        let (first_v, result) = (self.first_v, self.increase);
+        let to_start = (self.first_t - range_start) as f64 * 0.001;
+        let to_end = (range_end - self.last_t) as f64 * 0.001;
+        let sampled = (self.last_t - self.first_t) as f64 * 0.001;
+        let intervals = self.intervals as f64;
+        // Edges farther than 1.1 average intervals from the samples are extrapolated by half
+        // an interval instead. A window whose edges are clearly nearer, as are those of a
+        // regular scrape everywhere but at gaps, needs no average: `to · intervals <
+        // sampled · 1.1`, with a margin far above the rounding of either side, implies
+        // `to < threshold`.
+        let near = sampled * NEAR_BOUND;
+        let (mut to_start, to_end) = if to_start * intervals < near && to_end * intervals < near {
+            (to_start, to_end)
+        } else {
+            let avg_step = sampled / intervals;
+            let threshold = avg_step * 1.1;
+            let to_start = if to_start >= threshold { avg_step / 2.0 } else { to_start };
+            let to_end = if to_end >= threshold { avg_step / 2.0 } else { to_end };
+            (to_start, to_end)
+        };
+        if x.counter && result > 0.0 && first_v >= 0.0 {
+            // A counter is not extrapolated below zero: `to_zero = sampled · (first_v /
+            // result)` caps the start. It is computed only when it can be below `to_start`: a
+            // counter far above its increase (the usual case) is clearly not, by the same
+            // kind of margin.
+            let (far, limit) = (sampled * first_v, to_start * result * ZERO_MARGIN);
+            if !(far.is_finite() && limit >= f64::MIN_POSITIVE && far > limit) {
+                let to_zero = sampled * (first_v / result);
+                to_start = if to_zero < to_start { to_zero } else { to_start };
+            }
         }
-    }
-}
-
-/// `rate`, `increase` or `delta` of a window with spans `w`, first value `first_v` and
-/// increase `result`, as Prometheus computes it, operation for operation but one:
-/// milliseconds become seconds by a multiplication with 0.001 rather than a division by
-/// 1000 (results may differ from Prometheus' in the last bit; three divisions per window
-/// were a fifth of the time of `sum(rate(...))`).
-///
-/// Two of Prometheus' four divisions decide comparisons that are almost never close; they
-/// are made only when a comparison is (see [`reference_extrapolate`] in the tests, which
-/// this matches bit for bit).
-#[inline(always)]
-fn extrapolate(w: &Spans, first_v: f64, result: f64, x: Extrapolation) -> f64 {
-    let sampled = w.sampled;
-    // Edges farther than 1.1 average intervals from the samples are extrapolated by half an
-    // interval instead. A window whose edges are clearly nearer, as are those of a regular
-    // scrape everywhere but at gaps, needs no average: `to · intervals < sampled · 1.1`,
-    // with a margin far above the rounding of either side, implies `to < threshold`.
-    let near = sampled * NEAR_BOUND;
-    let (mut to_start, to_end) = if w.to_start * w.intervals < near && w.to_end * w.intervals < near
-    {
-        (w.to_start, w.to_end)
-    } else {
-        let avg_step = sampled / w.intervals;
-        let threshold = avg_step * 1.1;
-        let to_start = if w.to_start >= threshold { avg_step / 2.0 } else { w.to_start };
-        let to_end = if w.to_end >= threshold { avg_step / 2.0 } else { w.to_end };
-        (to_start, to_end)
-    };
-    if x.counter && result > 0.0 && first_v >= 0.0 {
-        // A counter is not extrapolated below zero: `to_zero = sampled · (first_v / result)`
-        // caps the start. It is computed only when it can be below `to_start`: a counter far
-        // above its increase (the usual case) is clearly not, by the same kind of margin.
-        let (far, limit) = (sampled * first_v, to_start * result * ZERO_MARGIN);
-        if !(far.is_finite() && limit >= f64::MIN_POSITIVE && far > limit) {
-            let to_zero = sampled * (first_v / result);
-            to_start = if to_zero < to_start { to_zero } else { to_start };
+        let mut factor = (sampled + to_start + to_end) / sampled;
+        if x.is_rate {
+            factor /= x.range_s;
         }
+        result * factor
     }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if x.is_rate {
-        factor /= x.range_s;
-    }
-    result * factor
 }
 
 /// `1.1` less a margin of 1e-9: products that compare below `sampled · NEAR_BOUND` are below
@@ -620,19 +595,22 @@ mod tests {
     use super::*;
 
     /// Prometheus' `extrapolatedRate` arithmetic, every division made (with milliseconds
-    /// turned into seconds as [`Spans::of`] does).
-    fn reference_extrapolate(w: &Spans, first_v: f64, result: f64, x: Extrapolation) -> f64 {
-        let sampled = w.sampled;
-        let avg_step = sampled / w.intervals;
+    /// turned into seconds as [`Edges::extrapolate`] does).
+    fn reference_extrapolate(e: &Edges, range_start: i64, range_end: i64, x: Extrapolation) -> f64 {
+        let (first_v, result) = (e.first_v, e.increase);
+        let sampled = (e.last_t - e.first_t) as f64 * 0.001;
+        let avg_step = sampled / e.intervals as f64;
         let threshold = avg_step * 1.1;
-        let mut to_start = if w.to_start >= threshold { avg_step / 2.0 } else { w.to_start };
+        let to_start = (e.first_t - range_start) as f64 * 0.001;
+        let mut to_start = if to_start >= threshold { avg_step / 2.0 } else { to_start };
         if x.counter && result > 0.0 && first_v >= 0.0 {
             let to_zero = sampled * (first_v / result);
             if to_zero < to_start {
                 to_start = to_zero;
             }
         }
-        let to_end = if w.to_end >= threshold { avg_step / 2.0 } else { w.to_end };
+        let to_end = (range_end - e.last_t) as f64 * 0.001;
+        let to_end = if to_end >= threshold { avg_step / 2.0 } else { to_end };
         let mut factor = (sampled + to_start + to_end) / sampled;
         if x.is_rate {
             factor /= x.range_s;
@@ -678,16 +656,8 @@ mod tests {
             };
             let to_start_ms = edge(&mut rng).clamp(1, range - sampled_ms);
             let to_end_ms = edge(&mut rng).clamp(0, range - sampled_ms - to_start_ms);
-            let first_t = to_start_ms;
-            let last_t = first_t + sampled_ms;
-            let e = Edges {
-                first_t,
-                last_t,
-                first_v: 0.0,
-                increase: 0.0,
-                intervals: intervals as usize,
-            };
-            let w = Spans::of(&e, 0, first_t + sampled_ms + to_end_ms);
+            let (first_t, last_t) = (to_start_ms, to_start_ms + sampled_ms);
+            let end = last_t + to_end_ms;
             let result = match rng.below(8) {
                 0 => specials[rng.below(specials.len() as i64) as usize],
                 _ => (rng.next() >> 11) as f64 / (1u64 << 40) as f64,
@@ -702,18 +672,22 @@ mod tests {
                 }
                 k => result * (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * 4f64.powi(k as i32),
             };
+            let intervals = intervals as usize;
+            let e = Edges { first_t, last_t, first_v, increase: result, intervals };
             for (counter, is_rate) in [(true, true), (true, false), (false, false)] {
                 let x = Extrapolation::new(range, counter, is_rate);
-                let want = reference_extrapolate(&w, first_v, result, x);
-                let got = extrapolate(&w, first_v, result, x);
+                let want = reference_extrapolate(&e, 0, end, x);
+                let got = e.extrapolate(0, end, x);
                 assert!(
                     got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                    "{w:?} first_v={first_v} result={result} {x:?}: {got} != {want}"
+                    "{e:?} end={end} {x:?}: {got} != {want}"
                 );
             }
-            let avg = w.sampled / w.intervals;
-            thresholds += usize::from(w.to_start >= avg * 1.1 || w.to_end >= avg * 1.1);
-            capped += usize::from(result > 0.0 && w.sampled * (first_v / result) < w.to_start);
+            let (sampled, to_start) = (sampled_ms as f64 * 0.001, to_start_ms as f64 * 0.001);
+            let avg = sampled / intervals as f64;
+            thresholds +=
+                usize::from(to_start >= avg * 1.1 || to_end_ms as f64 * 0.001 >= avg * 1.1);
+            capped += usize::from(result > 0.0 && sampled * (first_v / result) < to_start);
         }
         // The inputs reach both sides of both comparisons.
         assert!(thresholds > 10_000 && capped > 10_000, "{thresholds} {capped}");

@@ -45,7 +45,7 @@ fn vector(src: &MemSource, q: &str, t: i64) -> Vec<(Vec<Label>, f64)> {
     match instant(src, q, t) {
         Ok(Value::Vector(v)) => {
             let mut v: Vec<_> = v.into_iter().map(|s| (s.labels, s.v)).collect();
-            v.sort_by(|a, b| super::compare_labels(&a.0, &b.0));
+            v.sort_by(|a, b| basin_proto::labels::cmp_labels(&a.0, &b.0));
             v
         }
         other => panic!("{q}: expected a vector, got {other:?}"),
@@ -386,7 +386,7 @@ fn range_steps_match_instant_queries() {
             }
             t += step;
         }
-        want.sort_by(|a, b| super::compare_labels(&a.labels, &b.labels));
+        want.sort_by(|a, b| basin_proto::labels::cmp_labels(&a.labels, &b.labels));
         let got = range.map(|r| r.value);
         assert_eq!(format!("{got:?}"), format!("{:?}", Ok::<_, ()>(Value::Matrix(want))), "{q}");
     }

@@ -150,7 +150,7 @@ fn check_matrix(want: &[SeriesLine], start: i64, step: i64, value: &Value) -> Re
         other => return Err(format!("expected a matrix, got {other:?}")),
     };
     for w in 1..got.len() {
-        if crate::promql::compare_labels(&got[w - 1].labels, &got[w].labels)
+        if basin_proto::labels::cmp_labels(&got[w - 1].labels, &got[w].labels)
             != std::cmp::Ordering::Less
         {
             return Err("matrix is not sorted by labels".to_string());

@@ -55,7 +55,7 @@ impl SeriesSource for MemSource {
                 .collect();
             out.push(SharedSeries::new(Arc::new(labels.clone()), samples));
         }
-        out.sort_by(|a, b| crate::promql::compare_labels(&a.labels, &b.labels));
+        out.sort_by(|a, b| basin_proto::labels::cmp_labels(&a.labels, &b.labels));
         Ok(Selected { series: out, warnings: Vec::new() })
     }
 }

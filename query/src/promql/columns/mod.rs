@@ -398,7 +398,7 @@ pub(crate) fn selector_matrix(
     if out.iter().map(|s| s.points.len()).sum::<usize>() > max_samples {
         return Err(EvalError::Execution(super::eval::TOO_MANY_SAMPLES.to_string()));
     }
-    out.sort_by(|a, b| super::compare_labels(&a.labels, &b.labels));
+    out.sort_by(|a, b| basin_proto::labels::cmp_labels(&a.labels, &b.labels));
     Ok(Some(out))
 }
 
